@@ -12,8 +12,9 @@ An element subclass declares, as class-level data:
 
 The contract of the data path is :meth:`Element.process`: it receives a batch whose ``fate``
 column is all zeros (output port 0), writes a port index or a drop fate for the packets that go
-elsewhere, and returns the batch to forward (usually the same object) or ``None`` when it holds
-the packets (a queue). :meth:`Element.flush` hands over what is held at the end of a stream.
+elsewhere, and returns what to forward: usually the same batch, a list of batches (a tee's
+copies, a queue's bursts), or ``None`` when it holds the packets (a queue). Each returned batch
+carries its own fates. :meth:`Element.flush` hands over what is held at the end of a stream.
 
 Life cycle: ``configure`` (construction from a validated config) -> ``initialize`` (allocate
 tables) -> ``start`` -> ``stop`` -> ``cleanup``; the runtime undoes only the stages that were
@@ -63,6 +64,10 @@ class Handler:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound="Element")
+
+Emit = PacketBatch | list[PacketBatch] | None
+"""What ``process`` and ``flush`` return: a batch, several batches, or nothing."""
 
 
 def read_handler(name: str, doc: str) -> Callable[[F], F]:
@@ -186,7 +191,7 @@ class Element:
         return cls.output_ports
 
     @classmethod
-    def configure(cls, name: str, raw: dict[str, Any] | None = None) -> Element:
+    def configure(cls: type[E], name: str, raw: dict[str, Any] | None = None) -> E:
         """Validate ``raw`` into this element's config model and build the element."""
         return cls(name, cls.Config.model_validate(raw or {}))
 
@@ -206,11 +211,11 @@ class Element:
 
     # data path --------------------------------------------------------------------------------
 
-    def process(self, batch: PacketBatch) -> PacketBatch | None:
-        """Set fates for ``batch`` (all 0 on entry) and return the batch to forward."""
+    def process(self, batch: PacketBatch) -> Emit:
+        """Set fates for ``batch`` (all 0 on entry) and return what to forward."""
         return batch
 
-    def flush(self) -> PacketBatch | None:
+    def flush(self) -> Emit:
         """Hand over packets still held at the end of a stream (with fates set)."""
         return None
 

@@ -1,0 +1,1 @@
+"""Benchmark support: CPU clock, Mpps and cycles-per-packet figures."""

@@ -1,0 +1,1 @@
+"""The ``nfv`` command line: one module per noun, thin over the library."""
