@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -222,11 +222,24 @@ def rules(draw: st.DrawFn) -> Match:
         st.sets(
             st.sampled_from(
                 [
-                    "src", "dst", "sport", "dport", "proto", "ip_version", "ethertype", "vlan",
-                    "inner_vlan", "in_port", "length", "tcp_flags", "icmp_type", "icmp_code",
-                    "fragment", "dscp",
+                    "src",
+                    "dst",
+                    "sport",
+                    "dport",
+                    "proto",
+                    "ip_version",
+                    "ethertype",
+                    "vlan",
+                    "inner_vlan",
+                    "in_port",
+                    "length",
+                    "tcp_flags",
+                    "icmp_type",
+                    "icmp_code",
+                    "fragment",
+                    "dscp",
                 ]
-            ),  # fmt: skip
+            ),
             max_size=4,
         )
     )
@@ -271,6 +284,7 @@ def test_compiled_matches_reference(rule_list: list[Match], pkts: list[Pkt]) -> 
     assert got == want
 
 
+@settings(max_examples=60)
 @given(st.lists(rules(), min_size=60, max_size=200), st.lists(packets(), min_size=1, max_size=40))
 def test_many_rules_cross_word_boundaries(rule_list: list[Match], pkts: list[Pkt]) -> None:
     compiled = compile_rules(rule_list)

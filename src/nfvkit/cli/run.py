@@ -39,6 +39,12 @@ def _bindings(inp: Path | None, out: Path | None, batch: int) -> dict[str, Eleme
     return {"input": source, "output": sink}
 
 
+def wide_console() -> Console:
+    """A console at least 120 columns wide, even when the output is piped."""
+    c = Console()
+    return c if c.is_terminal else Console(width=max(c.width, 120))
+
+
 def check(graph: GraphArg) -> None:
     """Check a graph without running it: every error is reported with its location."""
     g = build(load(graph), _bindings(None, None, 256))
@@ -63,13 +69,12 @@ def run(
     g = build(load(graph), _bindings(inp, out, batch))
     rt = Runtime(g)
     with rt:
-        stats = rt.run()
+        rt.run()
     report = summary(g, rt)
     if as_json:
         print(json.dumps(report, indent=2))
     else:
         _print_report(g, rt, report)
-    del stats
 
 
 def summary(g: Graph, rt: Runtime) -> dict[str, Any]:
@@ -105,11 +110,11 @@ def _ports(d: dict[str, int]) -> str:
 
 
 def _print_report(g: Graph, rt: Runtime, report: dict[str, Any]) -> None:
-    table = Table(title=f"graph {g.name}", title_justify="left")
+    table = Table(title=f"graph {g.name!r}", title_justify="left")
     for col in ("element", "type", "rx", "tx", "dropped (reason)", "ns/pkt"):
         table.add_column(col, justify="left" if col in ("element", "type") else "right")
     for row in report["elements"]:
-        drops = "\n".join(f"{v} ({k})" for k, v in row["drops"].items()) or "0"
+        drops = "\n".join(f"{v} {k}" for k, v in row["drops"].items()) or "0"
         ns = row["ns_per_packet"]
         table.add_row(
             row["name"],
@@ -119,7 +124,7 @@ def _print_report(g: Graph, rt: Runtime, report: dict[str, Any]) -> None:
             drops,
             f"{ns:.0f}" if ns is not None else "-",
         )
-    console = Console()
+    console = wide_console()
     console.print(table)
     console.print(
         f"{report['packets']} packets in {report['batches']} batches, "

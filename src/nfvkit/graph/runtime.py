@@ -99,7 +99,10 @@ class Runtime:
         source = self.graph.source
         wall0, cpu0 = time.perf_counter(), time.process_time()
         while max_batches is None or self.stats.batches < max_batches:
+            t0 = time.perf_counter_ns() if self.profile else 0
             batch = source.pull()
+            if self.profile:
+                self.node_ns[0] += time.perf_counter_ns() - t0
             if batch is None:
                 break
             self.push(batch)

@@ -197,7 +197,7 @@ def load_text(text: str, source: str = "<graph>") -> LoadedGraph:
     if len(text) > MAX_GRAPH_BYTES:
         raise ConfigError([("file", f"larger than {MAX_GRAPH_BYTES} bytes")], where=source)
     if "->" in text and ":" not in text.replace("::", ""):
-        spec = GraphSpec(graph=text)
+        spec = GraphSpec(name="inline", graph=text)
         return LoadedGraph(spec, statements(text, None, "graph"), [], None, source)
     data, node = _safe_load(text, source)
     locate = _node_locator(node)

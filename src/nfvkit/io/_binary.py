@@ -6,16 +6,22 @@ turns ``uint64 op int64`` into a float).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
+
+# ``np.int64`` typed as Any: kernels call it to widen bytes, which mypy would type as numpy
+# scalars rather than ints.
+i64: Any = np.int64
 
 
 @njit(cache=True, nogil=True, inline="always")
 def rd_u16(buf: NDArray[np.uint8], p: int, swap: bool) -> int:
     """The unsigned 16-bit integer at ``buf[p]``: little-endian, big-endian if ``swap``."""
-    a = np.int64(buf[p])
-    b = np.int64(buf[p + 1])
+    a: int = i64(buf[p])
+    b: int = i64(buf[p + 1])
     if swap:
         return (a << 8) | b
     return a | (b << 8)
@@ -24,10 +30,10 @@ def rd_u16(buf: NDArray[np.uint8], p: int, swap: bool) -> int:
 @njit(cache=True, nogil=True, inline="always")
 def rd_u32(buf: NDArray[np.uint8], p: int, swap: bool) -> int:
     """The unsigned 32-bit integer at ``buf[p]``: little-endian, big-endian if ``swap``."""
-    a = np.int64(buf[p])
-    b = np.int64(buf[p + 1])
-    c = np.int64(buf[p + 2])
-    d = np.int64(buf[p + 3])
+    a: int = i64(buf[p])
+    b: int = i64(buf[p + 1])
+    c: int = i64(buf[p + 2])
+    d: int = i64(buf[p + 3])
     if swap:
         return (a << 24) | (b << 16) | (c << 8) | d
     return a | (b << 8) | (c << 16) | (d << 24)

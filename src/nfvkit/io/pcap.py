@@ -53,6 +53,7 @@ LINKTYPE_NAMES = {
     276: "LINUX_SLL2",
 }
 DEFAULT_CHUNK = 4 << 20
+PCAP_TS_LIMIT = (1 << 32) * 1_000_000_000  # pcap seconds are unsigned 32-bit
 Format = Literal["pcap", "pcapng"]
 
 _STATUS_TEXT = {
@@ -98,7 +99,7 @@ class PcapReader:
         self._pcap: pcapfile.PcapHeader | None = None
         self._ng = pcapng.PcapngState()
         try:
-            self._file: BinaryIO = open(self.path, "rb", buffering=0)  # noqa: SIM115
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115
         except OSError as exc:
             raise PcapError(f"cannot open: {exc.strerror}", where=str(self.path)) from exc
         try:
@@ -288,6 +289,9 @@ class PcapReader:
     def _truncated(self, offset: int, have: int, need: int) -> None:
         what = "record" if self.format == "pcap" else "block"
         message = f"truncated last {what} ({have} of {max(need, have + 1)} bytes)"
+        if self.format == "pcapng" and self._ng.sections == 0:
+            message = f"truncated section header block ({have} of {max(need, 28)} bytes)"
+            raise self._fail(message, offset)
         if self.strict:
             raise self._fail(message, offset)
         self.truncated = True
@@ -312,7 +316,7 @@ class PcapWriter:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        format: Format,  # noqa: A002
+        format: Format,
         nanosecond: bool = True,
         snaplen: int = 262144,
         linktype: int = LINKTYPE_ETHERNET,
@@ -344,6 +348,7 @@ class PcapWriter:
         if n == 0:
             return
         if self.format == "pcap":
+            self._check_ts(batch.ts)
             size = int(np.minimum(batch.length, self.snaplen).sum()) + RECORD_HEADER_LEN * n
             out = np.empty(size, np.uint8)
             pcapfile.write_pcap_records(
@@ -359,6 +364,14 @@ class PcapWriter:
             )  # fmt: skip
         self._put(out)
         self.packets += n
+
+    def _check_ts(self, ts: NDArray[np.int64]) -> None:
+        """pcap stores unsigned 32-bit seconds: reject timestamps it cannot hold."""
+        if int(ts.min()) < 0 or int(ts.max()) >= PCAP_TS_LIMIT:
+            raise PcapError(
+                "timestamp outside the pcap range (1970 to 2106); use pcapng",
+                where=str(self.path),
+            )
 
     def _describe_ports(self, top: int) -> None:
         """Write the IDBs for interfaces up to ``top`` (interface id = port)."""
@@ -389,7 +402,7 @@ class PcapWriter:
 
 def open_writer(
     path: str | os.PathLike[str],
-    format: Format | None = None,  # noqa: A002
+    format: Format | None = None,
     nanosecond: bool = True,
     snaplen: int = 262144,
     linktype: int = LINKTYPE_ETHERNET,
@@ -403,7 +416,7 @@ def open_writer(
                 "use .pcap or .pcapng or pass format=",
                 where=str(path),
             )
-        format = "pcap" if suffix == ".pcap" else "pcapng"  # noqa: A001
+        format = "pcap" if suffix == ".pcap" else "pcapng"
     if format not in ("pcap", "pcapng"):
         raise PcapError(f"unknown format {format!r}", where=str(path))
     return PcapWriter(path, format, nanosecond, snaplen, linktype)

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from nfvkit.io._binary import rd_u32, wr_le32
+from nfvkit.io._binary import i64, rd_u32, wr_le32
 
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D
@@ -137,7 +137,7 @@ def write_pcap_records(
     pos = 0
     div = 1 if nanosecond else 1000
     for i in range(offset.shape[0]):
-        size = np.int64(length[i])
+        size = i64(length[i])
         cap = min(size, snaplen)
         t = ts[i]
         sec = t // _NS

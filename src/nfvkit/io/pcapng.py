@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from nfvkit.io._binary import rd_u32, wr_le32
+from nfvkit.io._binary import i64, rd_u32, wr_le32
 from nfvkit.io.pcapfile import (
     BLOCK,
     ERR_BLOCKLEN,
@@ -58,12 +58,12 @@ def ts_to_ns(t: int, pow2: bool, exp: int, offset_ns: int) -> int:
     """Convert a timestamp of ``10**-exp`` (or ``2**-exp`` if ``pow2``) units to nanoseconds."""
     if pow2:
         sec = t >> exp
-        frac = t & ((np.int64(1) << exp) - 1)
+        frac = t & ((1 << exp) - 1)
         if exp > 33:  # keep frac * 1e9 inside int64
             frac >>= exp - 33
             exp = 33
         return offset_ns + sec * _NS + ((frac * _NS) >> exp)
-    scale = np.int64(1)
+    scale = 1
     if exp <= 9:
         for _ in range(9 - exp):
             scale *= 10
@@ -284,14 +284,14 @@ def write_epbs(
     """
     pos = 0
     for i in range(offset.shape[0]):
-        size = np.int64(length[i])
+        size = i64(length[i])
         cap = min(size, snaplen)
         padded = (cap + 3) & ~3
         blen = 32 + padded
         t = ts[i] // ts_div
         wr_le32(out, pos, EPB)
         wr_le32(out, pos + 4, blen)
-        wr_le32(out, pos + 8, np.int64(port[i]))
+        wr_le32(out, pos + 8, i64(port[i]))
         wr_le32(out, pos + 12, t >> 32)
         wr_le32(out, pos + 16, t & 0xFFFFFFFF)
         wr_le32(out, pos + 20, cap)

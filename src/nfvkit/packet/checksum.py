@@ -24,29 +24,29 @@ updating a UDP-over-IPv4 checksum must leave a zero (absent) checksum alone.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from nfvkit.packet import flags as F
 from nfvkit.packet.batch import PacketBatch
+from nfvkit.packet.parse import i64, kernel
 
 _L4_BITS = F.TCP | F.UDP | F.ICMP
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def csum_add(data: NDArray[np.uint8], start: int, end: int, acc: int) -> int:
     """Add the big-endian 16-bit words of ``data[start:end]`` to ``acc`` (an odd last byte is
     padded with zero); the result is not folded."""
     p = start
     while p + 1 < end:
-        acc += (np.int64(data[p]) << 8) | np.int64(data[p + 1])
+        acc += (i64(data[p]) << 8) | i64(data[p + 1])
         p += 2
     if p < end:
-        acc += np.int64(data[p]) << 8
+        acc += i64(data[p]) << 8
     return acc
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def csum_fold(acc: int) -> int:
     """Fold a sum to 16 bits with end-around carry (the one's complement sum)."""
     while acc >> 16:
@@ -54,14 +54,14 @@ def csum_fold(acc: int) -> int:
     return acc
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def csum_update16(hc: int, old: int, new: int) -> int:
     """RFC 1624 eqn. 3: the checksum after a 16-bit field changes from ``old`` to ``new``."""
     acc = (~hc & 0xFFFF) + (~old & 0xFFFF) + (new & 0xFFFF)
     return ~csum_fold(acc) & 0xFFFF
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def csum_update32(hc: int, old: int, new: int) -> int:
     """RFC 1624 eqn. 3 for a 32-bit field (an IPv4 address) changing from ``old`` to ``new``."""
     acc = (~hc & 0xFFFF) + (~(old >> 16) & 0xFFFF) + (~old & 0xFFFF)
@@ -69,7 +69,7 @@ def csum_update32(hc: int, old: int, new: int) -> int:
     return ~csum_fold(acc) & 0xFFFF
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def ipv4_header_checksum(data: NDArray[np.uint8], p: int, hlen: int) -> int:
     """Checksum of the IPv4 header at ``data[p:p+hlen]``, its checksum field taken as zero."""
     acc = csum_add(data, p, p + 10, 0)
@@ -77,19 +77,19 @@ def ipv4_header_checksum(data: NDArray[np.uint8], p: int, hlen: int) -> int:
     return ~csum_fold(acc) & 0xFFFF
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _csum_field(proto: int) -> int:
     """Offset of the checksum field in the L4 header of ``proto`` (-1 if it has none)."""
     if proto == 6:
         return 16
     if proto == 17:
         return 6
-    if proto == 1 or proto == 58:
+    if proto in (1, 58):
         return 2
     return -1
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _l4_sum(data: NDArray[np.uint8], l3: int, l4: int, end: int, proto: int, v6: bool) -> int:
     """Unfolded sum of the pseudo-header (none for ICMP over IPv4) and ``data[l4:end]``."""
     seg = end - l4
@@ -101,29 +101,31 @@ def _l4_sum(data: NDArray[np.uint8], l3: int, l4: int, end: int, proto: int, v6:
     return csum_add(data, l4, end, acc)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def l4_checksum(data: NDArray[np.uint8], l3: int, l4: int, end: int, proto: int, v6: bool) -> int:
     """Checksum of the L4 segment ``data[l4:end]`` of ``proto`` (6, 17, 1 or 58) with its
     pseudo-header taken from the IP header at ``l3`` and the checksum field taken as zero."""
     field = l4 + _csum_field(proto)
     acc = _l4_sum(data, l3, l4, end, proto, v6)
-    acc -= (np.int64(data[field]) << 8) | np.int64(data[field + 1])
+    acc -= (i64(data[field]) << 8) | i64(data[field + 1])
     return ~csum_fold(acc) & 0xFFFF
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _segment_end(data: NDArray[np.uint8], l4: int, end: int, proto: int) -> int:
     """End of the L4 segment: the UDP length for UDP, else the end of the IP packet."""
     if proto == 17:
-        return l4 + ((np.int64(data[l4 + 4]) << 8) | np.int64(data[l4 + 5]))
+        return l4 + ((i64(data[l4 + 4]) << 8) | i64(data[l4 + 5]))
     return end
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def _verify_one(data: NDArray[np.uint8], b: int, l3: int, l4: int, ipl: int, pr: int, fl: int) -> bool:
+@kernel
+def _verify_one(
+    data: NDArray[np.uint8], b: int, l3: int, l4: int, ipl: int, pr: int, fl: int
+) -> bool:
     v6 = (fl & F.IPV6) != 0
     if not v6:
-        hlen = (np.int64(data[b + l3]) & 15) * 4
+        hlen = (i64(data[b + l3]) & 15) * 4
         if csum_fold(csum_add(data, b + l3, b + l3 + hlen, 0)) != 0xFFFF:
             return False
     if (fl & _L4_BITS) == 0 or (fl & F.FRAGMENT) != 0 or l4 < 0:
@@ -135,7 +137,7 @@ def _verify_one(data: NDArray[np.uint8], b: int, l3: int, l4: int, ipl: int, pr:
     return csum_fold(_l4_sum(data, b + l3, start, end, pr, v6)) == 0xFFFF
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _verify_kernel(
     data: NDArray[np.uint8],
     offset: NDArray[np.int64],
@@ -147,28 +149,26 @@ def _verify_kernel(
     out: NDArray[np.bool_],
 ) -> None:
     for i in range(offset.shape[0]):
-        fl = np.int64(flags[i])
+        fl = i64(flags[i])
         if fl & F.MALFORMED:
             out[i] = False
         elif fl & (F.IPV4 | F.IPV6):
-            out[i] = _verify_one(
-                data, offset[i], l3_off[i], l4_off[i], ip_len[i], proto[i], fl
-            )
+            out[i] = _verify_one(data, offset[i], l3_off[i], l4_off[i], ip_len[i], proto[i], fl)
         else:
             out[i] = True
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _store16(data: NDArray[np.uint8], p: int, value: int) -> None:
     data[p] = (value >> 8) & 0xFF
     data[p + 1] = value & 0xFF
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _fix_one(data: NDArray[np.uint8], b: int, l3: int, l4: int, ipl: int, pr: int, fl: int) -> None:
     v6 = (fl & F.IPV6) != 0
     if not v6:
-        hlen = (np.int64(data[b + l3]) & 15) * 4
+        hlen = (i64(data[b + l3]) & 15) * 4
         _store16(data, b + l3 + 10, ipv4_header_checksum(data, b + l3, hlen))
     if (fl & _L4_BITS) == 0 or (fl & F.FRAGMENT) != 0 or l4 < 0:
         return
@@ -180,7 +180,7 @@ def _fix_one(data: NDArray[np.uint8], b: int, l3: int, l4: int, ipl: int, pr: in
     _store16(data, start + _csum_field(pr), value)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _fix_kernel(
     data: NDArray[np.uint8],
     offset: NDArray[np.int64],
@@ -191,7 +191,7 @@ def _fix_kernel(
     flags: NDArray[np.uint16],
 ) -> None:
     for i in range(offset.shape[0]):
-        fl = np.int64(flags[i])
+        fl = i64(flags[i])
         if (fl & F.MALFORMED) == 0 and (fl & (F.IPV4 | F.IPV6)) != 0:
             _fix_one(data, offset[i], l3_off[i], l4_off[i], ip_len[i], proto[i], fl)
 

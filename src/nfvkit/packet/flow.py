@@ -18,11 +18,11 @@ any pair of ``(n, 4)`` address arrays, so stateful tables can hash stored keys i
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from nfvkit.packet import flags as F
 from nfvkit.packet.batch import PacketBatch
+from nfvkit.packet.parse import i64, kernel
 
 FLOW_KEY_DTYPE = np.dtype(
     [
@@ -42,21 +42,19 @@ _C1 = 0xCC9E2D51
 _C2 = 0x1B873593
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _bswap32(x: int) -> int:
-    return (
-        ((x & 0xFF) << 24) | ((x & 0xFF00) << 8) | ((x >> 8) & 0xFF00) | ((x >> 24) & 0xFF)
-    )
+    return ((x & 0xFF) << 24) | ((x & 0xFF00) << 8) | ((x >> 8) & 0xFF00) | ((x >> 24) & 0xFF)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _mix_k(k: int) -> int:
     k = (k * _C1) & _M32
     k = ((k << 15) | (k >> 17)) & _M32
     return (k * _C2) & _M32
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _block(h: int, word: int) -> int:
     """One MurmurHash3 round on a big-endian word (its bytes read little-endian)."""
     h ^= _mix_k(_bswap32(word))
@@ -64,7 +62,7 @@ def _block(h: int, word: int) -> int:
     return (h * 5 + 0xE6546B64) & _M32
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _fmix(h: int) -> int:
     h ^= h >> 16
     h = (h * 0x85EBCA6B) & _M32
@@ -73,7 +71,7 @@ def _fmix(h: int) -> int:
     return h ^ (h >> 16)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _hash(
     a: NDArray[np.uint32],
     i: int,
@@ -87,15 +85,15 @@ def _hash(
     """MurmurHash3 of the key (a[i], c[j], sport, dport, proto)."""
     h = seed & _M32
     for w in range(4):
-        h = _block(h, np.int64(a[i, w]))
+        h = _block(h, i64(a[i, w]))
     for w in range(4):
-        h = _block(h, np.int64(c[j, w]))
+        h = _block(h, i64(c[j, w]))
     h = _block(h, (sport << 16) | dport)
     h ^= _mix_k(proto)
     return _fmix(h ^ 37)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _hash_sym(
     a: NDArray[np.uint32],
     i: int,
@@ -117,7 +115,7 @@ def _hash_sym(
     return _hash(c, j, a, i, dport, sport, proto, seed)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def hash_row(
     src: NDArray[np.uint32],
     dst: NDArray[np.uint32],
@@ -128,10 +126,10 @@ def hash_row(
     seed: int,
 ) -> np.uint32:
     """Directional hash of the flow key (src[i], dst[i], sport, dport, proto)."""
-    return np.uint32(_hash(src, i, dst, i, sport, dport, proto, seed))
+    return np.uint32(_hash(src, i, dst, i, i64(sport), i64(dport), i64(proto), i64(seed)))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def hash_row_symmetric(
     src: NDArray[np.uint32],
     dst: NDArray[np.uint32],
@@ -142,27 +140,27 @@ def hash_row_symmetric(
     seed: int,
 ) -> np.uint32:
     """Symmetric hash of the flow key: the same for both directions of the flow."""
-    return np.uint32(_hash_sym(src, i, dst, i, sport, dport, proto, seed))
+    return np.uint32(_hash_sym(src, i, dst, i, i64(sport), i64(dport), i64(proto), i64(seed)))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _l2_key(data: NDArray[np.uint8], b: int, key: NDArray[np.uint32]) -> int:
     """Fill ``key`` rows 0 (source MAC) and 1 (destination MAC); return the ethertype."""
     for r in range(2):
         p = b + 6 - 6 * r
         key[r, 0] = 0
         key[r, 1] = 0
-        key[r, 2] = (np.int64(data[p]) << 8) | np.int64(data[p + 1])
+        key[r, 2] = (i64(data[p]) << 8) | i64(data[p + 1])
         key[r, 3] = (
-            (np.int64(data[p + 2]) << 24)
-            | (np.int64(data[p + 3]) << 16)
-            | (np.int64(data[p + 4]) << 8)
-            | np.int64(data[p + 5])
+            (i64(data[p + 2]) << 24)
+            | (i64(data[p + 3]) << 16)
+            | (i64(data[p + 4]) << 8)
+            | i64(data[p + 5])
         )
-    return (np.int64(data[b + 12]) << 8) | np.int64(data[b + 13])
+    return (i64(data[b + 12]) << 8) | i64(data[b + 13])
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def _flow_hash_kernel(
     data: NDArray[np.uint8],
     offset: NDArray[np.int64],
@@ -183,9 +181,9 @@ def _flow_hash_kernel(
         if fl & F.MALFORMED or length[i] < 14:
             out[i] = 0
         elif fl & (F.IPV4 | F.IPV6):
-            sp = np.int64(sport[i])
-            dp = np.int64(dport[i])
-            pr = np.int64(proto[i])
+            sp = i64(sport[i])
+            dp = i64(dport[i])
+            pr = i64(proto[i])
             if symmetric:
                 out[i] = hash_row_symmetric(src, dst, i, sp, dp, pr, seed)
             else:

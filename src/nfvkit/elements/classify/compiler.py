@@ -61,8 +61,10 @@ class AddrTable(NamedTuple):
 
     b4: NDArray[np.uint32]  # IPv4 interval starts, ascending, b4[0] == 0
     c4: NDArray[np.int32]  # class row of each IPv4 interval
-    l1: NDArray[np.int32]  # top-bits bucket -> first candidate interval; len 2**B + 1
-    shift: int  # 32 - B
+    l1: NDArray[np.int32]  # bucket -> first candidate interval; len 2**B + 1
+    base: int  # buckets cover [base, limit): the span of the boundaries' common prefix
+    limit: int
+    shift: int  # bucket = (address - base) >> shift
     b6h: NDArray[np.uint64]  # IPv6 interval starts, high 64 bits
     b6l: NDArray[np.uint64]  # ... low 64 bits
     c6: NDArray[np.int32]
@@ -192,9 +194,7 @@ def _absent_vector(wild: list[int], words: int) -> NDArray[np.uint64]:
     return vec
 
 
-def _compile_direct(
-    fid: int, cons: list[dict[int, Constraint]], rows: _Rows
-) -> NDArray[np.int32]:
+def _compile_direct(fid: int, cons: list[dict[int, Constraint]], rows: _Rows) -> NDArray[np.int32]:
     """Direct-indexed table of a ≤16-bit field: value -> class row (last entry: absent)."""
     domain = F.DOMAIN[fid]
     per_rule: list[tuple[int, int, int]] = []
@@ -208,12 +208,29 @@ def _compile_direct(
             per_rule.extend((r, rg.lo, rg.hi) for rg in ranges)
     bounds, vecs = _vectors(per_rule, wild, domain, rows.words)
     ids = rows.add(np.concatenate([vecs, _absent_vector(wild, rows.words)]))
-    widths = np.diff(np.asarray([*bounds, domain], dtype=np.int64))
+    edges = np.asarray([*bounds, domain], dtype=np.int64)
+    widths = edges[1:] - edges[:-1]
     return np.concatenate([np.repeat(ids[:-1], widths), ids[-1:]]).astype(np.int32)
 
 
 def _l1_bits(nint: int) -> int:
     return int(min(16, max(8, int(np.ceil(np.log2(max(nint, 2)))) + 3)))
+
+
+def _first_level(bounds: list[int]) -> tuple[int, int, int, NDArray[np.int32]]:
+    """A bucket table over the span the IPv4 boundaries share a prefix in (see AddrTable).
+
+    Rules often cluster (every prefix inside 198.18.0.0/15): indexing by the bits below the
+    common prefix keeps the buckets small where the boundaries are.
+    """
+    inner = bounds[1:] or [0]
+    span = (inner[0] ^ inner[-1]).bit_length()
+    base = (inner[0] >> span) << span
+    bits = min(span, _l1_bits(len(bounds)))
+    shift = span - bits
+    starts = base + (np.arange((1 << bits) + 1, dtype=np.uint64) << np.uint64(shift))
+    l1 = np.searchsorted(np.asarray(bounds, dtype=np.uint64), starts, side="right") - 1
+    return base, base + (1 << span), shift, np.minimum(l1, len(bounds) - 1).astype(np.int32)
 
 
 def _compile_addr(fid: int, cons: list[dict[int, Constraint]], rows: _Rows) -> AddrTable:
@@ -232,15 +249,14 @@ def _compile_addr(fid: int, cons: list[dict[int, Constraint]], rows: _Rows) -> A
     absent = _absent_vector(wild, rows.words)
     ids = rows.add(np.concatenate([vec4, vec6, absent]))
     n4 = len(b4)
-    bits = _l1_bits(n4)
-    starts = np.arange((1 << bits) + 1, dtype=np.uint64) << np.uint64(32 - bits)
-    b4a = np.asarray(b4, dtype=np.uint64)
-    l1 = np.searchsorted(b4a, starts, side="right") - 1
+    base, limit, shift, l1 = _first_level(b4)
     return AddrTable(
-        b4=b4a.astype(np.uint32),
+        b4=np.asarray(b4, dtype=np.uint32),
         c4=ids[:n4].copy(),
-        l1=np.minimum(l1, n4 - 1).astype(np.int32),
-        shift=32 - bits,
+        l1=l1,
+        base=base,
+        limit=limit,
+        shift=shift,
         b6h=np.asarray([b >> 64 for b in b6], dtype=np.uint64),
         b6l=np.asarray([b & _MASK64 for b in b6], dtype=np.uint64),
         c6=ids[n4:-1].copy(),
@@ -251,7 +267,9 @@ def _compile_addr(fid: int, cons: list[dict[int, Constraint]], rows: _Rows) -> A
 def _empty_addr() -> AddrTable:
     z32 = np.zeros(1, np.int32)
     z64 = np.zeros(1, np.uint64)
-    return AddrTable(np.zeros(1, np.uint32), z32, z32.copy(), 32, z64, z64.copy(), z32.copy(), 0)
+    return AddrTable(
+        np.zeros(1, np.uint32), z32, np.zeros(2, np.int32), 0, 1, 0, z64, z64.copy(), z32.copy(), 0
+    )
 
 
 def _aggregate(bv: NDArray[np.uint64]) -> NDArray[np.uint64]:

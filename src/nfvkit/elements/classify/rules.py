@@ -26,6 +26,7 @@ dscp        0..63, range or name (ef, cs0..cs7, af11..af43)
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, model_validator
@@ -36,14 +37,12 @@ from nfvkit.elements.classify.fields import FlagMatch, Prefix, Range
 ANY_WORDS = frozenset({"any", "*"})
 
 
-def _range_type(hi: int, what: str, names: dict[str, int] | None = None) -> Any:
-    def check(raw: Any) -> Range:
-        return F.parse_range(raw, hi, what, names)
+def _dump_range(r: Range) -> int | str:
+    return r.lo if r.lo == r.hi else str(r)
 
-    def dump(r: Range) -> int | str:
-        return r.lo if r.lo == r.hi else str(r)
 
-    return Annotated[Range, PlainValidator(check), PlainSerializer(dump)]
+def _ranged(hi: int, what: str, names: dict[str, int] | None = None) -> PlainValidator:
+    return PlainValidator(partial(F.parse_range, hi_max=hi, what=what, names=names))
 
 
 def _ip_version(raw: Any) -> int:
@@ -64,13 +63,14 @@ def _fragment(raw: Any) -> bool:
 
 PrefixT = Annotated[Prefix, PlainValidator(F.parse_prefix), PlainSerializer(str)]
 FlagsT = Annotated[FlagMatch, PlainValidator(F.parse_tcp_flags), PlainSerializer(str)]
-PortT = _range_type(65535, "port")
-ProtoT = _range_type(255, "protocol", F.PROTOCOLS)
-EthertypeT = _range_type(0xFFFF, "ethertype", F.ETHERTYPES)
-VlanT = _range_type(4095, "VLAN id")
-U16T = _range_type(65535, "value")
-U8T = _range_type(255, "value")
-DscpT = _range_type(63, "dscp", F.DSCP_NAMES)
+_DumpRange = PlainSerializer(_dump_range)
+PortT = Annotated[Range, _ranged(65535, "port"), _DumpRange]
+ProtoT = Annotated[Range, _ranged(255, "protocol", F.PROTOCOLS), _DumpRange]
+EthertypeT = Annotated[Range, _ranged(0xFFFF, "ethertype", F.ETHERTYPES), _DumpRange]
+VlanT = Annotated[Range, _ranged(4095, "VLAN id"), _DumpRange]
+U16T = Annotated[Range, _ranged(65535, "value"), _DumpRange]
+U8T = Annotated[Range, _ranged(255, "value"), _DumpRange]
+DscpT = Annotated[Range, _ranged(63, "dscp", F.DSCP_NAMES), _DumpRange]
 IpVersionT = Annotated[int, PlainValidator(_ip_version)]
 FragmentT = Annotated[bool, PlainValidator(_fragment)]
 
@@ -155,7 +155,7 @@ class Match(BaseModel):
 
     def describe(self) -> str:
         """A short human-readable form, e.g. ``proto=6 dst=10.0.0.0/8 dport=80``."""
-        dumped = self.model_dump(mode="json", exclude_none=True)
+        dumped = self.model_dump(mode="json", exclude_none=True, exclude={"action"})
         return " ".join(f"{k}={v}" for k, v in dumped.items()) or "any"
 
 
@@ -163,6 +163,10 @@ class AclRule(Match):
     """An ACL rule: an action and the fields it matches on, side by side."""
 
     action: Literal["allow", "deny"]
+
+    def describe(self) -> str:
+        """The action and the match, e.g. ``allow proto=6 dport=80``."""
+        return f"{self.action} {super().describe()}"
 
     def match(self) -> Match:
         """The match part of the rule, without the action."""

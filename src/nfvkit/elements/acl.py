@@ -1,0 +1,187 @@
+"""``acl``: an ordered allow/deny access list, compiled, optionally stateful.
+
+Rules (see :mod:`nfvkit.elements.classify.rules` for the fields) are tried in order and the
+first match decides; a packet no rule matches gets ``default``. Denied packets are dropped as
+``acl_deny`` (a deny rule) or ``acl_default_deny`` (no rule, default deny).
+
+With ``stateful: true`` the reverse direction of a flow that the rules allowed is admitted even
+where the rules deny it (allow client → server TCP 80 and the server's replies pass). Flows
+live in a fixed-capacity table (:mod:`nfvkit.elements.classify.flowtable`) with idle expiry by
+packet timestamps, a short ``closing_timeout`` after TCP FIN/RST, and counted refusals (or
+evictions, ``on_full: evict``) when ``max_flows`` are live.
+
+Example::
+
+    type: acl
+    config:
+      default: deny
+      stateful: true
+      max_flows: 100000
+      rules:
+        - {action: allow, proto: tcp, src: 198.18.0.0/16, dst: 198.19.0.0/16, dport: 80}
+        - {action: allow, proto: icmp, icmp_type: 8}
+        - {action: deny, src: 198.18.66.0/24}
+      rules_file: acl.rules      # appended after ``rules``; YAML list or text form
+
+Handlers: ``rules`` / ``hits`` / ``flows`` / ``compile`` (read), ``set_rules`` (write: a list
+of rule mappings or text-form lines; recompiled, then swapped in atomically).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field, PrivateAttr, model_validator
+
+from nfvkit.elements.base import Element, ElementConfig, read_handler, write_handler
+from nfvkit.elements.classify.compiler import Compiled, compile_rules
+from nfvkit.elements.classify.flowtable import FlowTable
+from nfvkit.elements.classify.kernels import apply_fates
+from nfvkit.elements.classify.rules import AclRule
+from nfvkit.elements.classify.textform import (
+    RuleSyntaxError,
+    load_rules_file,
+    parse_text,
+    parse_yaml_rules,
+)
+from nfvkit.errors import HandlerError
+from nfvkit.packet.batch import PacketBatch
+from nfvkit.packet.fate import drop_reason
+
+ACL_DENY = drop_reason("acl_deny", "denied by an acl deny rule")
+ACL_DEFAULT_DENY = drop_reason("acl_default_deny", "matched no acl rule and the default denies")
+NS = 1_000_000_000
+
+
+class AclConfig(ElementConfig):
+    """Rules, default action and connection tracking of an ``acl``."""
+
+    rules: list[AclRule] = Field(default_factory=list, description="ordered; first match wins")
+    rules_file: str | None = Field(None, description="more rules (YAML list or text form)")
+    default: Literal["allow", "deny"] = "deny"
+    stateful: bool = False
+    max_flows: int = Field(65536, ge=1, le=1 << 24, description="tracked flows at most")
+    idle_timeout: float = Field(300.0, gt=0, description="seconds a flow lives after a packet")
+    closing_timeout: float = Field(10.0, gt=0, description="seconds after a TCP FIN or RST")
+    on_full: Literal["refuse", "evict"] = "refuse"
+    _file_rules: list[AclRule] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _load_file(self) -> Self:
+        if self.rules_file is not None:
+            self._file_rules = load_rules_file(self.rules_file)
+        return self
+
+    def all_rules(self) -> list[AclRule]:
+        """The inline rules followed by the rules of ``rules_file``."""
+        return [*self.rules, *self._file_rules]
+
+
+class _Active:
+    """One installed rule set: tables, per-rule fates and hit counters (swapped as a whole)."""
+
+    def __init__(self, rules: list[AclRule], default: str) -> None:
+        self.rules = rules
+        self.compiled: Compiled = compile_rules(rules)
+        fates = [0 if r.action == "allow" else ACL_DENY.fate for r in rules]
+        fates.append(0 if default == "allow" else ACL_DEFAULT_DENY.fate)
+        self.rule_fate: NDArray[np.int16] = np.asarray(fates, dtype=np.int16)
+        self.hits: NDArray[np.int64] = np.zeros(len(rules) + 1, dtype=np.int64)
+
+
+class Acl(Element):
+    """Allow or deny packets by ordered rules (see the module docstring)."""
+
+    type_name = "acl"
+    Config: ClassVar[type[ElementConfig]] = AclConfig
+    drop_reasons = (ACL_DENY, ACL_DEFAULT_DENY)
+
+    def __init__(self, name: str, config: ElementConfig) -> None:
+        super().__init__(name, config)
+        self.cfg: AclConfig = self._typed(config)
+        self._active = _Active(self.cfg.all_rules(), self.cfg.default)
+        self.flows: FlowTable | None = None
+
+    @staticmethod
+    def _typed(config: ElementConfig) -> AclConfig:
+        assert isinstance(config, AclConfig)
+        return config
+
+    # life cycle -------------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        cfg = self.cfg
+        if cfg.stateful and self.flows is None:
+            self.flows = FlowTable(
+                cfg.max_flows,
+                int(cfg.idle_timeout * NS),
+                int(cfg.closing_timeout * NS),
+                evict=cfg.on_full == "evict",
+            )
+
+    def cleanup(self) -> None:
+        self.flows = None
+
+    # data path --------------------------------------------------------------------------------
+
+    def process(self, batch: PacketBatch) -> PacketBatch:
+        active = self._active
+        apply_fates(active.compiled.tables, batch, active.rule_fate, active.hits)
+        if self.cfg.stateful:
+            if self.flows is None:
+                self.initialize()
+            assert self.flows is not None
+            self.flows.track(batch)
+        return batch
+
+    # handlers ---------------------------------------------------------------------------------
+
+    @read_handler("rules", "the installed rules, in order")
+    def read_rules(self) -> list[dict[str, Any]]:
+        return [r.model_dump(mode="json", exclude_none=True) for r in self._active.rules]
+
+    @read_handler("hits", "packets each rule matched (index order) and packets no rule matched")
+    def read_hits(self) -> dict[str, Any]:
+        active = self._active
+        return {
+            "rules": [
+                {"index": i, "rule": r.describe(), "hits": int(active.hits[i])}
+                for i, r in enumerate(active.rules)
+            ],
+            "default": int(active.hits[-1]),
+        }
+
+    @read_handler("flows", "connection table occupancy and events (stateful mode)")
+    def read_flows(self) -> dict[str, Any]:
+        if not self.cfg.stateful:
+            return {"stateful": False}
+        self.initialize()
+        assert self.flows is not None
+        return {"stateful": True, **self.flows.stats()}
+
+    @read_handler("compile", "size and build time of the compiled rule tables")
+    def read_compile(self) -> dict[str, Any]:
+        c = self._active.compiled
+        return {
+            "rules": c.nrules,
+            "bytes": c.nbytes,
+            "classes": c.classes,
+            "seconds": round(c.compile_seconds, 6),
+        }
+
+    @write_handler("set_rules", "replace the rules: a list of rule mappings or text-form lines")
+    def write_rules(self, value: Any) -> None:
+        try:
+            if isinstance(value, str):
+                rules = parse_text(value, "set_rules")
+            else:
+                rules = parse_yaml_rules(value, "set_rules")
+        except RuleSyntaxError as exc:
+            raise HandlerError(str(exc), where=f"{self.name}.set_rules") from None
+        active = _Active(rules, self.cfg.default)  # compile fully before swapping in
+        cfg = self.cfg.model_copy(update={"rules": rules, "rules_file": None})
+        cfg._file_rules = []
+        self._active = active
+        self.config = self.cfg = cfg
