@@ -55,7 +55,9 @@ def test_run_prints_a_table_and_throughput(trace: Path) -> None:
 def test_missing_input_file_is_one_line_and_exit_3(tmp_path: Path) -> None:
     res = nfv("run", "input -> output", "--in", str(tmp_path / "nope.pcap"))
     assert res.returncode == 3
-    assert res.stderr.strip().splitlines() == [f"nfv: error: {tmp_path / 'nope.pcap'}: no such input file"]
+    assert res.stderr.strip().splitlines() == [
+        f"nfv: error: {tmp_path / 'nope.pcap'}: no such input file"
+    ]
 
 
 def test_garbage_capture_file_exit_3(tmp_path: Path) -> None:
