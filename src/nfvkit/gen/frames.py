@@ -13,6 +13,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from nfvkit.io._binary import i64, wr_be16, wr_be32
+from nfvkit.packet.checksum import ipv4_header_checksum, l4_checksum
 
 TCP, UDP, ICMP = 6, 17, 1
 ICMPV6 = 58
@@ -23,32 +24,9 @@ ETH_MIN = 60  # minimum Ethernet frame without FCS
 BAD_NONE, BAD_TRUNCATED, BAD_IHL, BAD_IP_LENGTH, BAD_UDP_LENGTH, BAD_IP_CSUM = range(6)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _sum16(buf: NDArray[np.uint8], start: int, n: int, acc: int) -> int:
-    """Add the big-endian 16-bit words of ``buf[start:start+n]`` to ``acc`` (odd byte padded)."""
-    end = start + n - 1
-    p = start
-    while p < end:
-        acc += (i64(buf[p]) << 8) | i64(buf[p + 1])
-        p += 2
-    if n & 1:
-        acc += i64(buf[start + n - 1]) << 8
-    return acc
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _fold(acc: int) -> int:
-    """The ones' complement of the folded 16-bit sum: the checksum field value."""
-    while acc >> 16:
-        acc = (acc & 0xFFFF) + (acc >> 16)
-    return (~acc) & 0xFFFF
-
-
 @njit(cache=True, nogil=True)
 def _ipv4_header_checksum(buf: NDArray[np.uint8], l3: int) -> None:
-    buf[l3 + 10] = 0
-    buf[l3 + 11] = 0
-    wr_be16(buf, l3 + 10, _fold(_sum16(buf, l3, 20, 0)))
+    wr_be16(buf, l3 + 10, ipv4_header_checksum(buf, l3, 20))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -111,13 +89,7 @@ def _l4(
 @njit(cache=True, nogil=True)
 def _l4_checksum(out: NDArray[np.uint8], l3: int, l4: int, seg: int, proto: int, v6: bool) -> None:
     """Fill the TCP/UDP/ICMP checksum of the ``seg``-byte segment at ``l4``."""
-    if v6:
-        acc = _sum16(out, l3 + 8, 32, 0) + seg + (ICMPV6 if proto == ICMP else proto)
-    elif proto == ICMP:
-        acc = 0
-    else:
-        acc = _sum16(out, l3 + 12, 8, 0) + seg + proto
-    csum = _fold(_sum16(out, l4, seg, acc))
+    csum = l4_checksum(out, l3, l4, l4 + seg, ICMPV6 if v6 and proto == ICMP else proto, v6)
     if proto == UDP and csum == 0:
         csum = 0xFFFF
     field = 16 if proto == TCP else (6 if proto == UDP else 2)
