@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from nfvkit.elements.classify import Match, compile_rules, lookup
-from nfvkit.elements.classify.fields import FlagMatch, Prefix, Range
+from nfvkit.elements.classify.fields import FIELDS, FlagMatch, Prefix, Range
 from nfvkit.packet import flags as FL
 from nfvkit.packet.batch import PacketBatch
 
@@ -220,26 +220,7 @@ def rules(draw: st.DrawFn) -> Match:
     raw: dict[str, Any] = {}
     fields = draw(
         st.sets(
-            st.sampled_from(
-                [
-                    "src",
-                    "dst",
-                    "sport",
-                    "dport",
-                    "proto",
-                    "ip_version",
-                    "ethertype",
-                    "vlan",
-                    "inner_vlan",
-                    "in_port",
-                    "length",
-                    "tcp_flags",
-                    "icmp_type",
-                    "icmp_code",
-                    "fragment",
-                    "dscp",
-                ]
-            ),
+            st.sampled_from(list(FIELDS)),
             max_size=4,
         )
     )

@@ -31,15 +31,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Self
 
-import numpy as np
-from numpy.typing import NDArray
 from pydantic import Field, PrivateAttr, model_validator
 
-from nfvkit.elements.base import Element, ElementConfig, read_handler, write_handler
-from nfvkit.elements.classify.compiler import Compiled, compile_rules
+from nfvkit.elements.base import ElementConfig, read_handler, write_handler
 from nfvkit.elements.classify.flowtable import FlowTable
-from nfvkit.elements.classify.kernels import apply_fates
 from nfvkit.elements.classify.rules import AclRule
+from nfvkit.elements.classify.ruleset import RuleSet, RuleSetElement
 from nfvkit.elements.classify.textform import (
     RuleSyntaxError,
     load_rules_file,
@@ -79,20 +76,17 @@ class AclConfig(ElementConfig):
         return [*self.rules, *self._file_rules]
 
 
-class _Active:
-    """One installed rule set: tables, per-rule fates and hit counters (swapped as a whole)."""
-
-    def __init__(self, rules: list[AclRule], default: str) -> None:
-        self.rules = rules
-        self.compiled: Compiled = compile_rules(rules)
-        fates = [0 if r.action == "allow" else ACL_DENY.fate for r in rules]
-        fates.append(0 if default == "allow" else ACL_DEFAULT_DENY.fate)
-        self.rule_fate: NDArray[np.int16] = np.asarray(fates, dtype=np.int16)
-        self.hits: NDArray[np.int64] = np.zeros(len(rules) + 1, dtype=np.int64)
+def _install(rules: list[AclRule], default: str) -> RuleSet[AclRule]:
+    """Compile ``rules`` with the fates their actions (and the default) give."""
+    fates = [0 if r.action == "allow" else ACL_DENY.fate for r in rules]
+    fates.append(0 if default == "allow" else ACL_DEFAULT_DENY.fate)
+    return RuleSet(rules, rules, fates)
 
 
-class Acl(Element):
+class Acl(RuleSetElement):
     """Allow or deny packets by ordered rules (see the module docstring)."""
+
+    _active: RuleSet[AclRule]
 
     type_name = "acl"
     Config: ClassVar[type[ElementConfig]] = AclConfig
@@ -101,7 +95,7 @@ class Acl(Element):
     def __init__(self, name: str, config: ElementConfig) -> None:
         super().__init__(name, config)
         self.cfg: AclConfig = self._typed(config)
-        self._active = _Active(self.cfg.all_rules(), self.cfg.default)
+        self._active = _install(self.cfg.all_rules(), self.cfg.default)
         self.flows: FlowTable | None = None
 
     @staticmethod
@@ -127,8 +121,7 @@ class Acl(Element):
     # data path --------------------------------------------------------------------------------
 
     def process(self, batch: PacketBatch) -> PacketBatch:
-        active = self._active
-        apply_fates(active.compiled.tables, batch, active.rule_fate, active.hits)
+        super().process(batch)
         if self.cfg.stateful:
             if self.flows is None:
                 self.initialize()
@@ -137,10 +130,6 @@ class Acl(Element):
         return batch
 
     # handlers ---------------------------------------------------------------------------------
-
-    @read_handler("rules", "the installed rules, in order")
-    def read_rules(self) -> list[dict[str, Any]]:
-        return [r.model_dump(mode="json", exclude_none=True) for r in self._active.rules]
 
     @read_handler("hits", "packets each rule matched (index order) and packets no rule matched")
     def read_hits(self) -> dict[str, Any]:
@@ -180,7 +169,7 @@ class Acl(Element):
                 rules = parse_yaml_rules(value, "set_rules")
         except RuleSyntaxError as exc:
             raise HandlerError(str(exc), where=f"{self.name}.set_rules") from None
-        active = _Active(rules, self.cfg.default)  # compile fully before swapping in
+        active = _install(rules, self.cfg.default)  # compile fully before swapping in
         cfg = self.cfg.model_copy(update={"rules": rules, "rules_file": None})
         cfg._file_rules = []
         self._active = active

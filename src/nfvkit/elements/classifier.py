@@ -25,16 +25,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-import numpy as np
-from numpy.typing import NDArray
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from nfvkit.elements.base import Element, ElementConfig, read_handler, write_handler
-from nfvkit.elements.classify.compiler import Compiled, compile_rules
-from nfvkit.elements.classify.kernels import apply_fates
+from nfvkit.elements.base import ElementConfig, read_handler, write_handler
 from nfvkit.elements.classify.rules import ClassifierRule
+from nfvkit.elements.classify.ruleset import RuleSet, RuleSetElement
 from nfvkit.errors import HandlerError
-from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.fate import drop_reason
 
 NO_MATCH = drop_reason("classifier_no_match", "matched no classifier rule and the default drops")
@@ -69,21 +65,18 @@ class ClassifierConfig(ElementConfig):
         return self
 
 
-class _Active:
-    """One installed rule set: tables, per-rule fates and hit counters (swapped as a whole)."""
-
-    def __init__(self, rules: list[ClassifierRule], cfg: ClassifierConfig) -> None:
-        self.rules = rules
-        self.compiled: Compiled = compile_rules([r.match for r in rules])
-        port = {name: i for i, name in enumerate(cfg.outputs)}
-        fates = [port[r.port] for r in rules]
-        fates.append(NO_MATCH.fate if cfg.default == DROP else port[cfg.default])
-        self.rule_fate: NDArray[np.int16] = np.asarray(fates, dtype=np.int16)
-        self.hits: NDArray[np.int64] = np.zeros(len(rules) + 1, dtype=np.int64)
+def _install(rules: list[ClassifierRule], cfg: ClassifierConfig) -> RuleSet[ClassifierRule]:
+    """Compile ``rules`` with the fates their ports (and the default) give."""
+    port = {name: i for i, name in enumerate(cfg.outputs)}
+    fates = [port[r.port] for r in rules]
+    fates.append(NO_MATCH.fate if cfg.default == DROP else port[cfg.default])
+    return RuleSet(rules, [r.match for r in rules], fates)
 
 
-class Classifier(Element):
+class Classifier(RuleSetElement):
     """Classify packets onto configured output ports (see the module docstring)."""
+
+    _active: RuleSet[ClassifierRule]
 
     type_name = "classifier"
     Config: ClassVar[type[ElementConfig]] = ClassifierConfig
@@ -93,21 +86,12 @@ class Classifier(Element):
         super().__init__(name, config)
         assert isinstance(config, ClassifierConfig)
         self.cfg = config
-        self._active = _Active(config.rules, config)
+        self._active = _install(config.rules, config)
 
     @classmethod
     def outputs_for(cls, config: ElementConfig) -> tuple[str, ...]:
         assert isinstance(config, ClassifierConfig)
         return tuple(config.outputs)
-
-    def process(self, batch: PacketBatch) -> PacketBatch:
-        active = self._active
-        apply_fates(active.compiled.tables, batch, active.rule_fate, active.hits)
-        return batch
-
-    @read_handler("rules", "the installed rules, in order")
-    def read_rules(self) -> list[dict[str, Any]]:
-        return [r.model_dump(mode="json", exclude_none=True) for r in self._active.rules]
 
     @read_handler("hits", "packets each rule matched (index order) and packets no rule matched")
     def read_hits(self) -> dict[str, Any]:
@@ -142,6 +126,6 @@ class Classifier(Element):
             raise HandlerError(f"{loc}: {first['msg']}", where=where) from None
         except ValueError as exc:
             raise HandlerError(str(exc), where=where) from None
-        active = _Active(rules, self.cfg)  # compile fully before swapping in
+        active = _install(rules, self.cfg)  # compile fully before swapping in
         self._active = active
         self.config = self.cfg = self.cfg.model_copy(update={"rules": rules})

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from nfvkit.elements.base import Element, ElementConfig
 from nfvkit.packet import flags as F
-from nfvkit.packet.batch import PacketBatch
+from nfvkit.packet.batch import PacketBatch, shift_header_offsets
 from nfvkit.packet.fate import drop_reason
 
 UNTAGGED = drop_reason("vlan_untagged", "vlan_pop with untagged: drop saw an untagged frame")
@@ -56,12 +56,7 @@ def _pop(
             data[old + 4 + j] = data[old + j]
         offset[i] = old + 4
         length[i] -= 4
-        if l3[i] >= 0:
-            l3[i] -= 4
-        if l4[i] >= 0:
-            l4[i] -= 4
-        if l7[i] >= 0:
-            l7[i] -= 4
+        shift_header_offsets(l3, l4, l7, i, -4)
         vlan[i, 0] = vlan[i, 1]
         vlan[i, 1] = 0
         flags[i] = (fl & ~F.QINQ) if fl & F.QINQ else (fl & ~F.VLAN)

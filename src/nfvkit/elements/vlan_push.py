@@ -16,7 +16,7 @@ from pydantic import Field
 
 from nfvkit.elements.base import Element, ElementConfig
 from nfvkit.packet import flags as F
-from nfvkit.packet.batch import PacketBatch
+from nfvkit.packet.batch import PacketBatch, shift_header_offsets
 from nfvkit.packet.fate import drop_reason
 
 TOO_MANY_TAGS = drop_reason("vlan_too_many_tags", "vlan_push onto a frame with two tags")
@@ -67,12 +67,7 @@ def _push(
         data[new + 15] = tci & 0xFF
         offset[i] = new
         length[i] += 4
-        if l3[i] >= 0:
-            l3[i] += 4
-        if l4[i] >= 0:
-            l4[i] += 4
-        if l7[i] >= 0:
-            l7[i] += 4
+        shift_header_offsets(l3, l4, l7, i, 4)
         if fl & F.VLAN:
             vlan[i, 1] = vlan[i, 0]
             fl |= F.QINQ

@@ -87,6 +87,20 @@ def _gather(
         pos += n
 
 
+@njit(cache=True, nogil=True, inline="always")
+def shift_header_offsets(
+    l3: NDArray[np.int16], l4: NDArray[np.int16], l7: NDArray[np.int16], i: int, delta: int
+) -> None:
+    """Move packet ``i``'s parsed header offsets by ``delta`` bytes (after a push or a pop in
+    front of them); absent headers (-1) stay absent."""
+    if l3[i] >= 0:
+        l3[i] += delta
+    if l4[i] >= 0:
+        l4[i] += delta
+    if l7[i] >= 0:
+        l7[i] += delta
+
+
 class PacketBatch:
     """A batch of packets with per-packet metadata columns (see the module docstring)."""
 
