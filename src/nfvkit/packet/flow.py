@@ -144,6 +144,15 @@ def hash_row_symmetric(
 
 
 @kernel
+def hash_words(words: NDArray[np.uint32], seed: int) -> np.uint32:
+    """MurmurHash3 x86_32 of the big-endian bytes of ``words`` (a 1-D key of any width)."""
+    h = i64(seed) & _M32
+    for w in range(words.shape[0]):
+        h = _block(h, i64(words[w]))
+    return np.uint32(_fmix(h ^ (4 * words.shape[0])))
+
+
+@kernel
 def _l2_key(data: NDArray[np.uint8], b: int, key: NDArray[np.uint32]) -> int:
     """Fill ``key`` rows 0 (source MAC) and 1 (destination MAC); return the ethertype."""
     for r in range(2):

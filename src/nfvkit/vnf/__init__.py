@@ -1,0 +1,1 @@
+"""VNFs: compound elements, their runtime, and the per-flow state API they keep state with."""
