@@ -17,6 +17,8 @@ from nfvkit.elements.registry import element_class
 from nfvkit.errors import HandlerError
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.parse import parse_batch
+from nfvkit.vnf.state import StateSnapshot
+from nfvkit.vnf.state.keys import flow_columns
 
 S = 1_000_000_000
 CLIENT, SERVER = "198.18.0.1", "198.19.0.1"
@@ -368,3 +370,19 @@ def test_set_rules_rejects_bad_rules_and_keeps_the_old_ones() -> None:
     with pytest.raises(HandlerError, match="set_rules:1"):
         el.call_handler("set_rules", "allow tcp any -> any 99999")
     assert run(el, [c2s("S")]) == [0]
+
+
+def test_connections_move_to_another_instance_by_export_and_import() -> None:
+    first = acl(rules=[RULES[0]], stateful=True)
+    run(first, [c2s("S", 1), c2s("S", 2)], ts=[0, 1])
+    def not_port_2(_table: str, rec: Any) -> Any:
+        cols = flow_columns(rec)
+        return (cols["sport"] != 2) & (cols["dport"] != 2)
+
+    snap = first.export_state(select=not_port_2)
+    assert len(snap) == 1
+    second = acl(rules=[RULES[0]], stateful=True)
+    second.import_state(StateSnapshot.from_bytes(snap.to_bytes()))
+    fates = run(second, [s2c("SA", 1), s2c("SA", 2)], ts=[2, 3])
+    assert fates == [0, -second.drop_reasons[1].code]  # only the exported connection moved
+    assert second.call_handler("state")["connections"]["live"] == 1

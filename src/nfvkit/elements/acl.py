@@ -6,9 +6,10 @@ first match decides; a packet no rule matches gets ``default``. Denied packets a
 
 With ``stateful: true`` the reverse direction of a flow that the rules allowed is admitted even
 where the rules deny it (allow client → server TCP 80 and the server's replies pass). Flows
-live in a fixed-capacity table (:mod:`nfvkit.elements.classify.flowtable`) with idle expiry by
-packet timestamps, a short ``closing_timeout`` after TCP FIN/RST, and counted refusals (or
-evictions, ``on_full: evict``) when ``max_flows`` are live.
+live in a fixed-capacity per-flow state table (:mod:`nfvkit.elements.classify.flowtable`, table
+``connections``) with idle expiry by packet timestamps, a short ``closing_timeout`` after TCP
+FIN/RST, and counted refusals (or evictions, ``on_full: evict``) when ``max_flows`` are live.
+The connections can be exported and imported (:class:`~nfvkit.elements.stateful.StatefulElement`).
 
 Example::
 
@@ -23,8 +24,8 @@ Example::
         - {action: deny, src: 198.18.66.0/24}
       rules_file: acl.rules      # appended after ``rules``; YAML list or text form
 
-Handlers: ``rules`` / ``hits`` / ``flows`` / ``compile`` (read), ``set_rules`` (write: a list
-of rule mappings or text-form lines; recompiled, then swapped in atomically).
+Handlers: ``rules`` / ``hits`` / ``flows`` / ``state`` / ``compile`` (read), ``set_rules``
+(write: a list of rule mappings or text-form lines; recompiled, then swapped in atomically).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, PrivateAttr, model_validator
 
 from nfvkit.elements.base import ElementConfig, read_handler, write_handler
-from nfvkit.elements.classify.flowtable import FlowTable
+from nfvkit.elements.classify.flowtable import CONN_SCHEMA, ConnTracker
 from nfvkit.elements.classify.rules import AclRule
 from nfvkit.elements.classify.ruleset import RuleSet, RuleSetElement
 from nfvkit.elements.classify.textform import (
@@ -43,9 +44,11 @@ from nfvkit.elements.classify.textform import (
     parse_text,
     parse_yaml_rules,
 )
+from nfvkit.elements.stateful import StatefulElement
 from nfvkit.errors import HandlerError
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.fate import drop_reason
+from nfvkit.vnf.state import StateSchema, StateTable
 
 ACL_DENY = drop_reason("acl_deny", "denied by an acl deny rule")
 ACL_DEFAULT_DENY = drop_reason("acl_default_deny", "matched no acl rule and the default denies")
@@ -83,7 +86,7 @@ def _install(rules: list[AclRule], default: str) -> RuleSet[AclRule]:
     return RuleSet(rules, rules, fates)
 
 
-class Acl(RuleSetElement):
+class Acl(RuleSetElement, StatefulElement):
     """Allow or deny packets by ordered rules (see the module docstring)."""
 
     _active: RuleSet[AclRule]
@@ -91,12 +94,13 @@ class Acl(RuleSetElement):
     type_name = "acl"
     Config: ClassVar[type[ElementConfig]] = AclConfig
     drop_reasons = (ACL_DENY, ACL_DEFAULT_DENY)
+    state_schemas: ClassVar[dict[str, StateSchema]] = {"connections": CONN_SCHEMA}
 
     def __init__(self, name: str, config: ElementConfig) -> None:
         super().__init__(name, config)
         self.cfg: AclConfig = self._typed(config)
         self._active = _install(self.cfg.all_rules(), self.cfg.default)
-        self.flows: FlowTable | None = None
+        self.tracker: ConnTracker | None = None
 
     @staticmethod
     def _typed(config: ElementConfig) -> AclConfig:
@@ -105,28 +109,30 @@ class Acl(RuleSetElement):
 
     # life cycle -------------------------------------------------------------------------------
 
-    def initialize(self) -> None:
+    def make_tables(self) -> dict[str, StateTable]:
         cfg = self.cfg
-        if cfg.stateful and self.flows is None:
-            self.flows = FlowTable(
-                cfg.max_flows,
-                int(cfg.idle_timeout * NS),
-                int(cfg.closing_timeout * NS),
-                evict=cfg.on_full == "evict",
-            )
+        if not cfg.stateful:
+            return {}
+        self.tracker = ConnTracker(
+            cfg.max_flows,
+            int(cfg.idle_timeout * NS),
+            int(cfg.closing_timeout * NS),
+            on_full=cfg.on_full,
+        )
+        return {"connections": self.tracker.table}
 
     def cleanup(self) -> None:
-        self.flows = None
+        super().cleanup()
+        self.tracker = None
 
     # data path --------------------------------------------------------------------------------
 
     def process(self, batch: PacketBatch) -> PacketBatch:
         super().process(batch)
         if self.cfg.stateful:
-            if self.flows is None:
-                self.initialize()
-            assert self.flows is not None
-            self.flows.track(batch)
+            self.ensure_tables()
+            assert self.tracker is not None
+            self.tracker.track(batch, self.times(batch))
         return batch
 
     # handlers ---------------------------------------------------------------------------------
@@ -146,9 +152,9 @@ class Acl(RuleSetElement):
     def read_flows(self) -> dict[str, Any]:
         if not self.cfg.stateful:
             return {"stateful": False}
-        self.initialize()
-        assert self.flows is not None
-        return {"stateful": True, **self.flows.stats()}
+        self.ensure_tables()
+        assert self.tracker is not None
+        return {"stateful": True, **self.tracker.stats()}
 
     @read_handler("compile", "size and build time of the compiled rule tables")
     def read_compile(self) -> dict[str, Any]:

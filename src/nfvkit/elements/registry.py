@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "from_pcap": "nfvkit.elements.from_pcap:FromPcap",
     "from_memory": "nfvkit.elements.from_memory:FromMemory",
     "queue": "nfvkit.elements.queue:Queue",
+    "router": "nfvkit.elements.router:Router",
     "sink": "nfvkit.elements.sink:Sink",
     "tee": "nfvkit.elements.tee:Tee",
     "to_pcap": "nfvkit.elements.to_pcap:ToPcap",

@@ -19,9 +19,11 @@ expired). A new key when ``C_MAX`` entries are live first sweeps the whole table
 per ``C_GAP`` ns), then either refuses the key or, with ``C_EVICT``, evicts the window's entry
 closest to expiry. Nothing ever grows.
 
-Usage in an element kernel::
+These kernels allocate nothing and are compiled without reference counting (see
+:func:`nfvkit.packet.parse.kernel`); an element kernel that calls them should be too, taking
+its scratch key buffer as an argument rather than allocating it. Usage in an element kernel::
 
-    key = np.empty(KEY_WORDS, np.uint32)       # scratch, filled per packet
+    # key: np.empty(KEY_WORDS, np.uint32) allocated once by the element, passed in
     ...
     h = hash_words(key, seed)
     s, created = find_or_insert(tbl, key, h, now)
@@ -40,6 +42,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from nfvkit.packet.flow import hash_words
+from nfvkit.packet.parse import kernel
 
 EMPTY, LIVE, TOMB = 0, 1, 2
 R_EXPIRED, R_EVICTED, R_REMOVED, R_FLUSHED = 1, 2, 3, 4
@@ -84,7 +87,7 @@ def _matches(rows: Any, s: int, key: NDArray[np.uint32], h: int) -> bool:
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def retire(tbl: Table, s: int, reason: int) -> None:
     """Turn live slot ``s`` into a tombstone, logging its record with ``reason``."""
     rows, log, ctl = tbl[0], tbl[1], tbl[2]
@@ -118,22 +121,30 @@ def _state_at(tbl: Table, s: int, now: int) -> int:
     return st
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def find(tbl: Table, key: NDArray[np.uint32], h: int, now: int) -> int:
     """The slot holding ``key`` (hash ``h``) alive at ``now``, or -1."""
     rows, ctl = tbl[0], tbl[2]
     mask = int(rows.shape[0]) - 1
+    dead = -1
+    found = -1
     for k in range(ctl[C_PROBES]):
         s = (h + k) & mask
-        st = _state_at(tbl, s, now)
+        st = rows[s].state
         if st == EMPTY:
-            return -1
-        if st == LIVE and _matches(rows, s, key, h):
-            return s
-    return -1
+            break
+        if st == LIVE:
+            if rows[s].expire <= now:
+                dead = s if dead < 0 else dead
+            elif _matches(rows, s, key, h):
+                found = s
+                break
+    if dead >= 0:  # reclaim one expired entry per probe, outside the hot loop
+        retire(tbl, dead, R_EXPIRED)
+    return found
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def sweep(tbl: Table, now: int) -> None:
     """Retire every entry that has expired by ``now``."""
     rows = tbl[0]
@@ -141,7 +152,7 @@ def sweep(tbl: Table, now: int) -> None:
         _state_at(tbl, s, now)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _window_slot(tbl: Table, h: int, want_live: bool) -> int:
     """First non-live slot of the window, or (``want_live``) the live one closest to expiry."""
     rows, ctl = tbl[0], tbl[2]
@@ -157,7 +168,7 @@ def _window_slot(tbl: Table, h: int, want_live: bool) -> int:
     return best
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _make_room(tbl: Table, h: int, now: int, free: int) -> int:
     """A slot for a new entry when the table may be full: sweep, evict or refuse (-1)."""
     ctl = tbl[2]
@@ -175,7 +186,7 @@ def _make_room(tbl: Table, h: int, now: int, free: int) -> int:
     return free if free >= 0 and ctl[C_LIVE] < ctl[C_MAX] else victim
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _place(tbl: Table, s: int, key: NDArray[np.uint32], h: int, now: int) -> None:
     rows, ctl = tbl[0], tbl[2]
     if rows[s].state == TOMB:
@@ -191,7 +202,7 @@ def _place(tbl: Table, s: int, key: NDArray[np.uint32], h: int, now: int) -> Non
     ctl[C_CREATED] += 1
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def find_or_insert(tbl: Table, key: NDArray[np.uint32], h: int, now: int) -> tuple[int, bool]:
     """(slot, created): the live entry for ``key``, or a new one (values zeroed, expiring at
     ``now + idle``); slot -1 when the table refused the key."""
@@ -199,16 +210,23 @@ def find_or_insert(tbl: Table, key: NDArray[np.uint32], h: int, now: int) -> tup
     mask = int(rows.shape[0]) - 1
     ctl[C_NOW] = max(ctl[C_NOW], now)
     free = -1
+    dead = -1
     for k in range(ctl[C_PROBES]):
         s = (h + k) & mask
-        st = _state_at(tbl, s, now)
-        if st == LIVE:
+        st = rows[s].state
+        if st == LIVE and rows[s].expire > now:
             if _matches(rows, s, key, h):
+                if dead >= 0:
+                    retire(tbl, dead, R_EXPIRED)
                 return s, False
-        elif free < 0:
-            free = s
+            continue
+        if st == LIVE:
+            dead = s if dead < 0 else dead
+        free = s if free < 0 else free
         if st == EMPTY:
             break
+    if dead >= 0:
+        retire(tbl, dead, R_EXPIRED)
     s = _make_room(tbl, h, now, free)
     if s < 0:
         return -1, False
@@ -216,11 +234,13 @@ def find_or_insert(tbl: Table, key: NDArray[np.uint32], h: int, now: int) -> tup
     return s, True
 
 
-@njit(cache=True, nogil=True)
-def insert_record(tbl: Table, rec: Any, now: int) -> tuple[int, bool]:
-    """Store a whole record (an imported entry) under its key: (slot, replaced); -1 refused."""
+@kernel
+def insert_record(tbl: Table, rec: Any, key: NDArray[np.uint32], now: int) -> tuple[int, bool]:
+    """Store a whole record (an imported entry) under its key (``key`` is scratch space of
+    the key's width): (slot, replaced); slot -1 when refused."""
     rows, ctl = tbl[0], tbl[2]
-    key = rec.key.copy()
+    for k in range(key.shape[0]):
+        key[k] = rec.key[k]
     h = int(hash_words(key, ctl[C_SEED]))
     s, created = find_or_insert(tbl, key, h, now)
     if s < 0:
@@ -231,25 +251,25 @@ def insert_record(tbl: Table, rec: Any, now: int) -> tuple[int, bool]:
     return s, not created
 
 
-@njit(cache=True, nogil=True)
-def import_records(tbl: Table, records: Any, now: int) -> int:
+@kernel
+def import_records(tbl: Table, records: Any, key: NDArray[np.uint32], now: int) -> int:
     """Insert every record of ``records`` (the table's dtype); return how many replaced one."""
     replaced = 0
     for i in range(records.shape[0]):
-        s, was = insert_record(tbl, records[i], now)
+        s, was = insert_record(tbl, records[i], key, now)
         if s >= 0 and was:
             replaced += 1
     return replaced
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def remove(tbl: Table, s: int) -> None:
     """Remove live slot ``s`` now (logged as removed)."""
     if tbl[0][s].state == LIVE:
         retire(tbl, s, R_REMOVED)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def rehash(old: Table, new: Table) -> None:
     """Copy the live entries of ``old`` into the empty table ``new`` (tombstones vanish)."""
     rows, nrows, nctl = old[0], new[0], new[2]

@@ -251,7 +251,8 @@ class StateTable:
         if rebase:
             records["expire"] += now - snap.taken_at
         before = self.stats()
-        replaced = int(K.import_records(self.tbl, records, now))
+        key = np.empty(self.schema.key_words, dtype=np.uint32)
+        replaced = int(K.import_records(self.tbl, records, key, now))
         refused = self.stats()["refused"] - before["refused"]
         self.maintain()
         return ImportResult(len(records) - replaced - refused, replaced, refused)
