@@ -157,3 +157,17 @@ def test_yaml_bomb_is_refused_quickly():
     )
     with pytest.raises(ConfigError):
         load_text(bomb, "bomb.yaml")
+
+
+def test_relative_input_files_resolve_against_the_graph_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "svc"
+    folder.mkdir()
+    (folder / "fw.rules").write_text("allow tcp any -> any 80\n")
+    graph = folder / "g.yaml"
+    graph.write_text(
+        "elements:\n  fw:\n    type: acl\n    config: {rules_file: fw.rules}\n"
+        "graph: input -> fw -> output\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the graph's folder
+    fw = build(load(str(graph)), bindings()).node("fw").element
+    assert [r["action"] for r in fw.call_handler("rules")] == ["allow"]

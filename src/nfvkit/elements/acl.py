@@ -22,7 +22,8 @@ Example::
         - {action: allow, proto: tcp, src: 198.18.0.0/16, dst: 198.19.0.0/16, dport: 80}
         - {action: allow, proto: icmp, icmp_type: 8}
         - {action: deny, src: 198.18.66.0/24}
-      rules_file: acl.rules      # appended after ``rules``; YAML list or text form
+      rules_file: acl.rules      # appended after ``rules``; YAML list or text form,
+                                 # relative to the graph file's folder
 
 Handlers: ``rules`` / ``hits`` / ``flows`` / ``state`` / ``compile`` (read), ``set_rules``
 (write: a list of rule mappings or text-form lines; recompiled, then swapped in atomically).
@@ -32,9 +33,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from nfvkit.elements.base import ElementConfig, read_handler, write_handler
+from nfvkit.elements.base import ElementConfig, input_path, read_handler, write_handler
 from nfvkit.elements.classify.flowtable import CONN_SCHEMA, ConnTracker
 from nfvkit.elements.classify.rules import AclRule
 from nfvkit.elements.classify.ruleset import RuleSet, RuleSetElement
@@ -67,6 +68,8 @@ class AclConfig(ElementConfig):
     closing_timeout: float = Field(10.0, gt=0, description="seconds after a TCP FIN or RST")
     on_full: Literal["refuse", "evict"] = "refuse"
     _file_rules: list[AclRule] = PrivateAttr(default_factory=list)
+
+    _rules_path = field_validator("rules_file")(input_path)
 
     @model_validator(mode="after")
     def _load_file(self) -> Self:

@@ -26,15 +26,29 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo
 
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.fate import MAX_REASONS, DropReason, reason_by_code
+
+
+def input_path(value: str | None, info: ValidationInfo) -> str | None:
+    """A file an element reads, resolved against the graph file's folder when relative.
+
+    Use as ``field_validator("rules_file")(input_path)``-style helper inside a config model;
+    without a ``base_dir`` in the validation context (an element built in Python) the path is
+    left relative to the working directory.
+    """
+    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    if value is None or base is None or Path(value).is_absolute():
+        return value
+    return str(Path(base) / value)
 
 
 class ElementConfig(BaseModel):
@@ -191,9 +205,16 @@ class Element:
         return cls.output_ports
 
     @classmethod
-    def configure(cls: type[E], name: str, raw: dict[str, Any] | None = None) -> E:
-        """Validate ``raw`` into this element's config model and build the element."""
-        return cls(name, cls.Config.model_validate(raw or {}))
+    def configure(
+        cls: type[E], name: str, raw: dict[str, Any] | None = None, base_dir: Path | None = None
+    ) -> E:
+        """Validate ``raw`` into this element's config model and build the element.
+
+        ``base_dir`` is where relative input files of the config are found (a graph file's
+        folder); see :func:`input_path`.
+        """
+        context = {"base_dir": base_dir} if base_dir is not None else None
+        return cls(name, cls.Config.model_validate(raw or {}, context=context))
 
     # life cycle -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -64,6 +65,8 @@ class _Builder:
         self.links: list[Link] = list(loaded.links)
         self.broken_ports: set[tuple[str, int]] = set()  # linked to an element that failed
         self._anon = itertools.count(1)
+        source = Path(loaded.source)
+        self.base_dir = source.parent if source.is_file() else None
 
     def error(self, where: str, message: str) -> None:
         self.errors.append((where, message))
@@ -91,7 +94,7 @@ class _Builder:
             self.error(location((*path, "type"), self.loaded.locate), str(exc.args[0]))
             return
         try:
-            self.elements[name] = cls.configure(name, dict(raw))
+            self.elements[name] = cls.configure(name, dict(raw), self.base_dir)
         except ValidationError as err:
             self.errors.extend(validation_errors(err, (*path, "config"), self.loaded.locate))
         except ValueError as exc:
