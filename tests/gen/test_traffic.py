@@ -259,3 +259,13 @@ def test_cli_gen_reports_every_problem(tmp_path: Path) -> None:
     assert len(info.value.details()) == len(info.value.errors)
     with pytest.raises(ConfigError, match="size"):
         gen(tmp_path / "x.pcap", size="64:x")
+
+
+def test_servers_limits_the_server_addresses(tmp_path: Path) -> None:
+    profile = TrafficProfile(packets=3000, flows=200, servers=4, icmp=0, tcp=0.5, udp=0.5, seed=3)
+    generate(profile, tmp_path / "s.pcap")
+    servers = set()
+    for f in _frames(tmp_path / "s.pcap"):
+        ip = Ether(f)[IP]
+        servers.update(a for a in (ip.src, ip.dst) if a.startswith("198.19."))
+    assert servers == {"198.19.0.1", "198.19.0.2", "198.19.0.3", "198.19.0.4"}

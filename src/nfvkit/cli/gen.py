@@ -42,6 +42,9 @@ def gen(
     out: Annotated[Path, typer.Argument(help="Output file, .pcap or .pcapng.")],
     packets: Annotated[int, typer.Option(help="Total packets.")] = 100_000,
     flows: Annotated[int, typer.Option(help="Number of bidirectional flows.")] = 1_000,
+    servers: Annotated[
+        int, typer.Option(help="Server addresses (198.19.0.1 up) the flows go to.")
+    ] = 1024,
     size: Annotated[
         str, typer.Option(help="Frame sizes with FCS: 64, imix, 1500 or SIZE:WEIGHT,...")
     ] = "imix",
@@ -57,8 +60,9 @@ def gen(
 ) -> None:
     """Generate a synthetic trace and print what it holds."""
     profile = profile_from_options(
-        packets=packets, flows=flows, size=_size(size), zipf=zipf, ipv6=ipv6, tcp=tcp, udp=udp,
-        icmp=icmp, vlan=vlan, malformed=malformed, seed=seed, rate_pps=rate_pps,
+        packets=packets, flows=flows, servers=servers, size=_size(size), zipf=zipf, ipv6=ipv6,
+        tcp=tcp, udp=udp, icmp=icmp, vlan=vlan, malformed=malformed, seed=seed,
+        rate_pps=rate_pps,
     )  # fmt: skip
     started = time.perf_counter()
     summary = generate(profile, out)

@@ -48,6 +48,7 @@ class TrafficProfile(BaseModel):
 
     packets: int = Field(10_000, ge=1, description="total packets, malformed ones included")
     flows: int = Field(100, ge=1, description="number of flows (bidirectional conversations)")
+    servers: int = Field(1024, ge=1, le=1 << 20, description="server addresses flows go to")
     size: Literal["64", "imix", "1500"] | tuple[tuple[int, float], ...] = "imix"
     zipf: float = Field(1.0, ge=0, le=10, description="flow popularity exponent, 0 = uniform")
     tcp: float = Field(0.6, ge=0, le=1)

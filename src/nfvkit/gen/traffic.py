@@ -40,7 +40,6 @@ SERVER_PORTS = {
     frames.UDP: np.array([53, 123, 443, 161, 5060, 514], np.int32),
     frames.ICMP: np.array([0], np.int32),
 }
-MAX_SERVERS = 1024
 _NS = 1_000_000_000
 
 
@@ -109,7 +108,7 @@ def make_flows(profile: TrafficProfile, rng: np.random.Generator) -> FlowTable:
     keys = rng.choice(hosts * ports, n_flows, replace=False)
     keys = np.concatenate([keys, rng.integers(0, hosts * ports, n_bad)])
     chost = keys // ports + 1
-    servers = min(MAX_SERVERS, _hosts(profile.server_net4.prefixlen, 32))
+    servers = min(profile.servers, _hosts(profile.server_net4.prefixlen, 32))
     servers = min(servers, _hosts(profile.server_net6.prefixlen, 128))
     shost = rng.integers(1, servers + 1, n_flows + n_bad)
     base4c, base4s = (
