@@ -25,7 +25,8 @@ Example::
         - {prefix: 0.0.0.0/0, via: isp}
         - {prefix: 198.18.0.0/24, port: lan}                      # connected
         - {prefix: "::/0", via: isp6}
-      routes_file: routes.txt          # more routes: "PREFIX [via NEXTHOP] [port PORT]"
+      routes_file: routes.txt          # more routes: "PREFIX [via NEXTHOP] [port PORT]",
+                                       # relative to the graph file's folder
       arp_port: lan                    # optional: ARP frames go out here; else dropped
 
 Decisions: non-IP frames are dropped as ``not_ip``, except ARP when ``arp_port`` names a

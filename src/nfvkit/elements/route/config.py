@@ -33,10 +33,11 @@ from pydantic import (
     PrivateAttr,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from nfvkit.elements.base import ElementConfig
+from nfvkit.elements.base import ElementConfig, input_path
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -232,10 +233,14 @@ class RouterConfig(ElementConfig):
     )
     neighbours: list[Neighbour] = Field(default_factory=list, description="next hops")
     routes: list[Route] = Field(default_factory=list, description="longest prefix wins")
-    routes_file: str | None = Field(None, description="more routes (YAML list or text form)")
+    routes_file: str | None = Field(
+        None, description="more routes (YAML list or text form), relative to the graph's folder"
+    )
     arp_port: str | None = Field(None, description="port for ARP frames (default: drop)")
     _file_routes: list[tuple[str, Route]] = PrivateAttr(default_factory=list)
     _resolved: list[Resolved] = PrivateAttr(default_factory=list)
+
+    _routes_path = field_validator("routes_file")(input_path)
 
     @model_validator(mode="after")
     def _resolve(self) -> Self:
@@ -278,9 +283,7 @@ def port_index(ref: str | int, names: list[str]) -> int:
 def _check_ports(cfg: RouterConfig) -> list[str]:
     names = cfg.port_names()
     errors = [
-        f"ports[{i}].name: duplicate port name {n!r}"
-        for i, n in enumerate(names)
-        if n in names[:i]
+        f"ports[{i}].name: duplicate port name {n!r}" for i, n in enumerate(names) if n in names[:i]
     ]
     if cfg.arp_port is not None and cfg.arp_port not in names:
         errors.append(f"arp_port: {cfg.arp_port!r} is not a port (ports: {', '.join(names)})")

