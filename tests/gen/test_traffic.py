@@ -264,7 +264,7 @@ def test_cli_gen_reports_every_problem(tmp_path: Path) -> None:
 def test_servers_limits_the_server_addresses(tmp_path: Path) -> None:
     profile = TrafficProfile(packets=3000, flows=200, servers=4, icmp=0, tcp=0.5, udp=0.5, seed=3)
     generate(profile, tmp_path / "s.pcap")
-    servers = set()
+    servers: set[str] = set()
     for f in _frames(tmp_path / "s.pcap"):
         ip = Ether(f)[IP]
         servers.update(a for a in (ip.src, ip.dst) if a.startswith("198.19."))
