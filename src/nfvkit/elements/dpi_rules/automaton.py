@@ -72,7 +72,9 @@ def _byte_classes(keywords: Sequence[bytes], fold: bool) -> tuple[NDArray[np.int
     return cls, int(ids.shape[0]) + 1
 
 
-def _trie(keywords: Sequence[bytes], cls: NDArray[np.int64]) -> tuple[list[dict[int, int]], list[list[int]]]:
+def _trie(
+    keywords: Sequence[bytes], cls: NDArray[np.int64]
+) -> tuple[list[dict[int, int]], list[list[int]]]:
     """Goto edges (class -> child) and the keywords ending at each node."""
     goto: list[dict[int, int]] = [{}]
     ends: list[list[int]] = [[]]

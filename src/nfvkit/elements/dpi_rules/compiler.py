@@ -81,6 +81,7 @@ class CompiledRules:
     rule: NDArray[np.int32]
     addr: NDArray[np.int64]
     port: NDArray[np.int32]
+    npatterns: int = 0
     compile_seconds: float = 0.0
     hits: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
@@ -164,6 +165,7 @@ def compile_dpi(rules: Sequence[DpiRule]) -> CompiledRules:
         rule=rule,
         addr=addr,
         port=port,
+        npatterns=len(patterns),
         compile_seconds=time.perf_counter() - t0,
         hits=np.zeros(len(rules), dtype=np.int64),
     )

@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from nfvkit.elements.classify.fields import Prefix, Range, parse_prefix, parse_range
+from nfvkit.elements.classify.fields import Range, parse_prefix, parse_range
 from nfvkit.elements.classify.textform import YAML_SUFFIXES, RuleSyntaxError
 from nfvkit.elements.dpi_rules.syntax import decode_content, logical_lines, parse_rule_text
 
@@ -205,7 +205,7 @@ class DpiRule(BaseModel):
     msg: str = ""
     sid: int = Field(ge=1, le=0xFFFFFFFF)
     rev: int = Field(1, ge=0)
-    contents: tuple[Content, ...] = Field(min_length=1)
+    contents: tuple[Content, ...] = Field((), validate_default=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -223,6 +223,13 @@ class DpiRule(BaseModel):
             raise ValueError(f"content must be a string or a list, not {items!r}")
         out["contents"] = [{"pattern": c, **shared} if isinstance(c, str) else c for c in items]
         return out
+
+    @field_validator("contents")
+    @classmethod
+    def _some_content(cls, value: tuple[Content, ...]) -> tuple[Content, ...]:
+        if not value:
+            raise ValueError("a dpi rule needs at least one content (header-only rules: use acl)")
+        return value
 
     @model_validator(mode="after")
     def _ports_need_l4(self) -> Self:

@@ -59,14 +59,14 @@ def decode_content(text: str) -> bytes:
         elif c == "\\":
             if i + 1 >= n or text[i + 1] not in _ESCAPABLE:
                 bad = text[i : i + 2]
-                raise ValueError(f"unknown escape {bad!r} (escape only \\\" \\\\ \\; \\: \\|)")
+                raise ValueError(f'unknown escape {bad!r} (escape only \\" \\\\ \\; \\: \\|)')
             out += text[i + 1].encode()
             i += 2
         elif c == "|":
             in_hex = True
             i += 1
         elif c == '"':
-            raise ValueError('unescaped \'"\' inside the content (write \\")')
+            raise ValueError("unescaped '\"' inside the content (write \\\")")
         else:
             out += c.encode("utf-8")
             i += 1
