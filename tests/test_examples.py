@@ -15,10 +15,11 @@ EXAMPLES = sorted((ROOT / "examples").glob("*/graph.yaml"))
 DELIVER = ("sink", "to_pcap")  # packets that reach these are delivered, not sent or dropped
 
 
-def nfv(*args: str) -> subprocess.CompletedProcess[str]:
+def nfv(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI (in ``cwd``: examples may write files such as flow records there)."""
     return subprocess.run(
         [sys.executable, "-m", "nfvkit.cli.main", *args],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=600, check=False, cwd=cwd,
     )  # fmt: skip
 
 
@@ -33,8 +34,11 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_example(graph: Path, trace: Path, out: Path) -> dict[str, Any]:
-    res = nfv("run", str(graph), "--in", str(trace), "--out", str(out), "--json")
+def run_example(graph: Path, trace: Path, out: Path, *extra: str) -> dict[str, Any]:
+    """Run ``graph`` over ``trace`` in the folder of ``out``; return the JSON report."""
+    res = nfv(
+        "run", str(graph), "--in", str(trace), "--out", str(out), "--json", *extra, cwd=out.parent
+    )
     assert res.returncode == 0, res.stderr
     report: dict[str, Any] = json.loads(res.stdout)
     return report
