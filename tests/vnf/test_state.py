@@ -209,3 +209,12 @@ def test_table_behaves_like_a_dict_with_expiry(seq):
             del model[a]
     t.sweep(now)
     assert len(t) == len(model)
+
+
+def test_rows_start_on_a_cache_line_even_after_compaction():
+    t = StateTable(SCHEMA, 64, SEC)
+    assert t.rows.ctypes.data % 64 == 0
+    for a in range(64):
+        K.remove(t.tbl, put(t, a, 0)[0])
+    t.maintain()
+    assert t.stats()["tombstones"] == 0 and t.rows.ctypes.data % 64 == 0

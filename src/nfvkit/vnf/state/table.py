@@ -107,6 +107,15 @@ class ImportResult:
         )
 
 
+def aligned_zeros(n: int, dtype: np.dtype[Any], align: int = 64) -> NDArray[Any]:
+    """``n`` zeroed records of ``dtype`` starting on an ``align``-byte boundary, so that a
+    64-byte record is one cache line rather than two."""
+    raw = np.zeros(n * dtype.itemsize + align, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % align
+    out: NDArray[Any] = raw[skip : skip + n * dtype.itemsize].view(dtype)
+    return out
+
+
 def _slots_for(max_entries: int) -> int:
     cap = 16
     while cap < 2 * max_entries:
@@ -143,7 +152,7 @@ class StateTable:
         ctl[K.C_NOW] = -(1 << 62)
         ctl[K.C_LAST_SWEEP] = -(1 << 62)
         self.ctl = ctl
-        self.rows = np.zeros(self.slots, dtype=self.dtype)
+        self.rows = aligned_zeros(self.slots, self.dtype)
         self.log = np.zeros(max_entries + 4096 if log_retired else 0, dtype=self.dtype)
         self._blank = np.zeros(1, dtype=self.dtype)
 
@@ -174,7 +183,7 @@ class StateTable:
     def maintain(self) -> None:
         """Compact the slots when tombstones pass a quarter of them (call after a batch)."""
         if self.ctl[K.C_TOMBS] > self.slots // 4:
-            fresh = np.zeros(self.slots, dtype=self.dtype)
+            fresh = aligned_zeros(self.slots, self.dtype)
             ctl = self.ctl.copy()
             ctl[K.C_LIVE] = 0
             ctl[K.C_TOMBS] = 0
