@@ -375,6 +375,7 @@ def test_set_rules_rejects_bad_rules_and_keeps_the_old_ones() -> None:
 def test_connections_move_to_another_instance_by_export_and_import() -> None:
     first = acl(rules=[RULES[0]], stateful=True)
     run(first, [c2s("S", 1), c2s("S", 2)], ts=[0, 1])
+
     def not_port_2(_table: str, rec: Any) -> Any:
         cols = flow_columns(rec)
         return (cols["sport"] != 2) & (cols["dport"] != 2)

@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "flow_monitor": "nfvkit.elements.flow_monitor:FlowMonitor",
     "from_pcap": "nfvkit.elements.from_pcap:FromPcap",
     "from_memory": "nfvkit.elements.from_memory:FromMemory",
+    "lb": "nfvkit.elements.lb:Lb",
     "nat": "nfvkit.elements.nat:Nat",
     "policer": "nfvkit.elements.policer:Policer",
     "queue": "nfvkit.elements.queue:Queue",
