@@ -27,10 +27,10 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from nfvkit.elements.lblib.jit import inlined, prefetch
 from nfvkit.elements.lblib.rewrite import rewrite_forward, rewrite_reply
 from nfvkit.packet import flags as F
 from nfvkit.packet.flow import hash_row, hash_words
+from nfvkit.packet.jit import inlined, prefetch
 from nfvkit.packet.parse import i64, kernel
 from nfvkit.vnf.state import FLOW_KEY, StateSchema, flow_key, reverse_flow_key
 from nfvkit.vnf.state.kernels import C_LOGGED, C_NOW, LIVE, Table, find, find_or_insert, remove

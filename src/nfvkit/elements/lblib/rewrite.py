@@ -13,8 +13,8 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from nfvkit.elements.lblib.jit import inlined
 from nfvkit.packet.checksum import csum_fold
+from nfvkit.packet.jit import inlined
 from nfvkit.packet.parse import i64
 
 Arr = NDArray[Any]

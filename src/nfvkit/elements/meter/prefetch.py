@@ -3,9 +3,8 @@
 Kernels that look many packets up in a large table (hundreds of thousands of flows, tens of
 megabytes) stall on one cache miss per packet. Hashing the whole batch first and prefetching
 the slot of packet ``i + PREFETCH_AHEAD`` while packet ``i`` is processed overlaps those misses
-(as VPP and DPDK graph nodes do). ``prefetch_row`` emits LLVM's ``llvm.prefetch`` (write intent,
-high locality) for the first and the last byte of element ``index`` of a 1-D array, so a record
-that spans two cache lines is fetched whole. It has no effect on results. :func:`hash_pass`
+(as VPP and DPDK graph nodes do). ``prefetch_row`` is :data:`nfvkit.packet.jit.prefetch` (LLVM's
+``llvm.prefetch`` of a 1-D array's element). It has no effect on results. :func:`hash_pass`
 hashes a batch's flow keys (directional or canonical) and prefetches the first slots.
 """
 
@@ -14,13 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llvmlite import binding, ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 from nfvkit.packet.flow import hash_words
+from nfvkit.packet.jit import prefetch
 from nfvkit.packet.parse import kernel
 from nfvkit.vnf.state import flow_key
 from nfvkit.vnf.state.kernels import Table
@@ -28,35 +24,8 @@ from nfvkit.vnf.state.kernels import Table
 PREFETCH_AHEAD = 8
 """How many packets ahead a kernel prefetches (measured flat between 4 and 16)."""
 
-_NAME = "llvm.prefetch.p0" if binding.llvm_version_info[0] >= 15 else "llvm.prefetch.p0i8"
-
-
-@intrinsic
-def _prefetch_row(typingctx: Any, arr: Any, idx: Any) -> Any:
-    """Prefetch element ``idx`` of the 1-D array ``arr`` (no bounds check, no effect)."""
-    sig = types.void(arr, idx)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(  # type: ignore[no-untyped-call]
-            context, builder, aryty, ary, [args[1]], wraparound=False
-        )
-        first = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        last = builder.gep(first, [ir.Constant(ir.IntType(64), aryty.dtype.size - 1)])
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [first.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _NAME)  # type: ignore[no-untyped-call]
-        hints = [ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)]  # write, keep, data
-        builder.call(fn, [first, *hints])
-        builder.call(fn, [last, *hints])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-prefetch_row: Any = _prefetch_row
-"""``prefetch_row(arr, index)`` inside a kernel (typed ``Any``: a Numba intrinsic)."""
+prefetch_row: Any = prefetch
+"""``prefetch_row(arr, index)`` inside a kernel: :data:`nfvkit.packet.jit.prefetch`."""
 
 
 @kernel

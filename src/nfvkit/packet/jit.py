@@ -1,8 +1,8 @@
-"""Compilation helpers of the ``lb`` kernels: :func:`inlined` and ``prefetch``.
+"""Compilation helpers for data-plane kernels: :func:`inlined` and ``prefetch``.
 
 :func:`inlined` is :func:`~nfvkit.packet.parse.kernel` (no reference counting) with Numba's
-``inline="always"``: the per-packet steps take the tables, backend arrays and batch columns as
-tuples of many arrays, and as real calls they cost about 150 cycles per packet (measured);
+``inline="always"``: per-packet steps that take tables and batch columns as tuples of many
+arrays cost about 150 cycles per packet as real calls (measured in the ``lb`` kernels);
 inlined, the batch kernel compiles into one function.
 
 ``prefetch(array, index)``: a software prefetch (LLVM ``llvm.prefetch``, write intent, keep
@@ -12,10 +12,9 @@ cache lines of an element that straddles two are fetched -- for Numba kernels.
 A plain load that misses the cache holds its place in the CPU's reorder buffer until the data
 arrive, so a loop of loads keeps only a few misses in flight; a prefetch retires at once, so a
 first pass can request a whole batch's table lines before the second pass uses them. At 100k
-flows the connection table is many megabytes, and this hides most of its latency. NumPy does
-not align large arrays to cache lines (a state table's rows start 16 bytes into a line), so a
-64-byte record usually spans two lines: both are prefetched. It never faults and has no effect
-on results.
+flows a connection table is many megabytes, and this hides most of its latency. A record that
+straddles two cache lines has both prefetched (state table rows are 64-byte aligned, so theirs
+do not). It never faults and has no effect on results.
 """
 
 from __future__ import annotations
