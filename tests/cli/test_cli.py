@@ -70,12 +70,12 @@ def test_garbage_capture_file_exit_3(tmp_path: Path) -> None:
 
 def test_bad_graph_lists_every_error_with_lines_exit_2(trace: Path, tmp_path: Path) -> None:
     g = tmp_path / "g.yaml"
-    g.write_text("elements:\n  a: {type: countr}\ngraph: |\n  input -> a -> nat -> output\n")
+    g.write_text("elements:\n  a: {type: countr}\ngraph: |\n  input -> a -> wan_opt -> output\n")
     res = nfv("run", str(g), "--in", str(trace))
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert f"nfv: error: {g}: line 2: elements.a.type: unknown element type 'countr'" in lines[0]
-    assert any("line 4: unknown element type 'nat'" in line for line in lines)
+    assert any("line 4: unknown element type 'wan_opt'" in line for line in lines)
     assert "Traceback" not in res.stderr
 
 

@@ -1,4 +1,5 @@
-"""The core benchmark runs in quick mode and prints every row (no timing assertions)."""
+"""The core and service-chain benchmarks run in quick mode and print every row (no timing
+assertions)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,17 @@ def test_bench_core_quick_prints_rows() -> None:
     ):
         assert row in out
     assert "cycles/pkt" in out
+
+
+def test_bench_chain_quick_prints_every_row() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_chain.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    for name in ("classify", "fw", "nat", "lb", "monitor"):
+        assert f"{name} (" in out and " alone " in out
+    for row in ("parse", "chain (parse + 5 elements)", "baseline: dpkt", "ratio chain / baseline"):
+        assert row in out

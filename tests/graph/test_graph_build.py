@@ -72,7 +72,7 @@ def test_every_error_is_reported_with_its_line():
           q:  {type: queue, config: {capacity: 2, burst: 9}}
           c: {type: counter}
         graph: |
-          input -> c -> nat -> output
+          input -> c -> wan_opt -> output
           c[nope] -> output
         """
     )
@@ -83,7 +83,7 @@ def test_every_error_is_reported_with_its_line():
     )
     assert "line 4: elements.cl.config.max" in text
     assert "burst (9) exceeds capacity (2)" in text
-    assert "line 8: unknown element type 'nat'" in text
+    assert "line 8: unknown element type 'wan_opt'" in text
     assert "line 9: 'c' has no output port 'nope' (ports: out)" in text
     assert "not linked" not in text and "reachable" not in text  # no follow-on noise
 
