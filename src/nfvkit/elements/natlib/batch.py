@@ -27,15 +27,15 @@ from numpy.typing import NDArray
 
 from nfvkit.elements.natlib import kernels as NK
 from nfvkit.elements.natlib.icmperr import error_inbound, error_outbound, is_error
-from nfvkit.elements.natlib.jit import inline_kernel, prefetch
 from nfvkit.packet import flags as FL
 from nfvkit.packet.flow import hash_words
+from nfvkit.packet.jit import inlined, prefetch
 from nfvkit.packet.parse import i64, kernel
 
 K_NONE, K_OUT, K_IN, K_HAIRPIN, K_ERR_OUT, K_ERR_IN = 0, 1, 2, 3, 4, 5
 
 
-@inline_kernel
+@inlined
 def _error_kind(cols: Any, i: int, fl: int) -> bool:
     """Packet ``i`` is an ICMP error message that may be translated."""
     data, offset, l4_off = cols[0], cols[1], cols[3]
@@ -44,7 +44,7 @@ def _error_kind(cols: Any, i: int, fl: int) -> bool:
     return (fl & FL.IPV4) != 0 and is_error(data, offset[i] + l4_off[i])
 
 
-@inline_kernel
+@inlined
 def _kind(nets: Any, cfg: NDArray[np.int64], codes: NDArray[np.int64], cols: Any, i: int) -> int:
     """The packet's kind; for K_NONE its fate is set (or left 0: passed untouched)."""
     _, _, _, _, flags, proto, src, dst, _, _, fate, _ = cols

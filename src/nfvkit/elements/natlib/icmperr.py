@@ -27,26 +27,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nfvkit.elements.natlib import kernels as NK
-from nfvkit.elements.natlib.jit import inline_kernel
 from nfvkit.elements.natlib.rewrite import adjust, d32, load16, store16
 from nfvkit.elements.natlib.tables import F_ONE2ONE, F_STATIC
 from nfvkit.packet.flow import hash_words
+from nfvkit.packet.jit import inlined
 from nfvkit.packet.parse import i64
 
 
-@inline_kernel
+@inlined
 def is_error(data: NDArray[np.uint8], l4: int) -> bool:
     """The ICMP message at ``data[l4]`` is an error this module translates."""
     t = data[l4]
     return t in (3, 4, 11, 12)
 
 
-@inline_kernel
+@inlined
 def _load32(data: NDArray[np.uint8], p: int) -> int:
     return (load16(data, p) << 16) | load16(data, p + 2)
 
 
-@inline_kernel
+@inlined
 def _embedded(data: NDArray[np.uint8], l4: int, end: int) -> tuple[int, int, int]:
     """(embedded IPv4 header, its transport header, protocol) of the error at ``data[l4]``
     whose IP packet ends at ``end``; (-1, -1, -1) if it cannot be translated."""
@@ -65,7 +65,7 @@ def _embedded(data: NDArray[np.uint8], l4: int, end: int) -> tuple[int, int, int
     return e, el4, pr
 
 
-@inline_kernel
+@inlined
 def _put16(data: NDArray[np.uint8], p: int, new: int) -> int:
     """Store a word; return its RFC 1624 terms ``~old + new`` for the enclosing checksum."""
     old = load16(data, p)
@@ -73,7 +73,7 @@ def _put16(data: NDArray[np.uint8], p: int, new: int) -> int:
     return (~old & 0xFFFF) + (new & 0xFFFF)
 
 
-@inline_kernel
+@inlined
 def _rewrite_embedded(
     data: NDArray[np.uint8], e: int, el4: int, end: int, pr: int, dst_side: bool,
     old_a: int, new_a: int, old_p: int, new_p: int,
@@ -93,7 +93,7 @@ def _rewrite_embedded(
     return acc + _put16(data, c_at, 0xFFFF if pr == 17 and hc == 0 else hc)
 
 
-@inline_kernel
+@inlined
 def _apply(
     data: NDArray[np.uint8], ip: int, l4: int, end: int, e: int, el4: int, pr: int,
     inbound: bool, old_a: int, new_a: int, old_p: int, new_p: int,
@@ -107,7 +107,7 @@ def _apply(
     store16(data, l4 + 2, adjust(load16(data, l4 + 2), acc))
 
 
-@inline_kernel
+@inlined
 def error_inbound(st: Any, cfg: NDArray[np.int64], keys: Any, data: NDArray[np.uint8],
                   ip: int, l4: int, end: int, now: int) -> tuple[int, int]:  # fmt: skip
     """Translate an inbound ICMP error; (reason or OK, new outer destination)."""
@@ -133,7 +133,7 @@ def error_inbound(st: Any, cfg: NDArray[np.int64], keys: Any, data: NDArray[np.u
     return NK.OK, new_a
 
 
-@inline_kernel
+@inlined
 def error_outbound(st: Any, cfg: NDArray[np.int64], keys: Any, data: NDArray[np.uint8],
                    ip: int, l4: int, end: int, now: int) -> tuple[int, int]:  # fmt: skip
     """Translate an outbound ICMP error; (reason or OK, new outer source)."""

@@ -33,7 +33,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nfvkit.elements.natlib.alloc import alloc_port, proto_class, release_port
-from nfvkit.elements.natlib.jit import inline_kernel
 from nfvkit.elements.natlib.rewrite import rewrite
 from nfvkit.elements.natlib.tables import (
     F_CLOSING,
@@ -47,6 +46,7 @@ from nfvkit.elements.natlib.tables import (
 )
 from nfvkit.packet import flags as FL
 from nfvkit.packet.flow import hash_words
+from nfvkit.packet.jit import inlined
 from nfvkit.packet.parse import i64, kernel
 from nfvkit.vnf.state.kernels import C_LOGGED, find, find_or_insert, remove, sweep
 
@@ -101,7 +101,7 @@ _SYN, _FIN, _RST, _ACK = 0x02, 0x01, 0x04, 0x10
 # classification and small helpers -------------------------------------------------------------
 
 
-@inline_kernel
+@inlined
 def is_inside(nets: Any, a: int) -> bool:
     """``a`` is in an inside prefix (``nets[0]`` networks, ``nets[1]`` masks)."""
     net, mask = nets[0], nets[1]
@@ -111,7 +111,7 @@ def is_inside(nets: Any, a: int) -> bool:
     return False
 
 
-@inline_kernel
+@inlined
 def ext_index(nets: Any, a: int) -> int:
     """Index of ``a`` in the sorted external addresses ``nets[2]``, or -1."""
     ext = nets[2]
@@ -125,7 +125,7 @@ def ext_index(nets: Any, a: int) -> int:
     return lo if lo < ext.shape[0] and ext[lo] == a else -1
 
 
-@inline_kernel
+@inlined
 def supported(fl: int, pr: int) -> bool:
     """An unfragmented TCP, UDP or ICMP echo packet with its transport header parsed."""
     if (fl & (FL.FRAGMENT | FL.MALFORMED)) != 0 or (fl & FL.L4) == 0:
@@ -137,7 +137,7 @@ def supported(fl: int, pr: int) -> bool:
     return pr == 1 and (fl & FL.ECHO) != 0
 
 
-@inline_kernel
+@inlined
 def _paired(a: int, n: int, seed: int) -> int:
     """The pool address of inside address ``a``: always the same one ("paired", RFC 4787
     REQ-2), spread by a 32-bit mix."""
@@ -148,7 +148,7 @@ def _paired(a: int, n: int, seed: int) -> int:
     return (h ^ (h >> 16)) % n
 
 
-@inline_kernel
+@inlined
 def _tcp_update(fl: int, tcp: int, outbound: bool) -> int:
     """A mapping's life-cycle bits after a TCP segment with flags ``tcp``: established once
     an outbound SYN is answered by an inbound SYN; closing after a RST or FINs both ways; an
@@ -170,7 +170,7 @@ def _tcp_update(fl: int, tcp: int, outbound: bool) -> int:
     return fl
 
 
-@inline_kernel
+@inlined
 def _timeout(cfg: NDArray[np.int64], pr: int, fl: int) -> int:
     if pr == 17:
         return int(cfg[G_T_UDP])
@@ -181,13 +181,13 @@ def _timeout(cfg: NDArray[np.int64], pr: int, fl: int) -> int:
     return int(cfg[G_T_TRANS])
 
 
-@inline_kernel
+@inlined
 def set4(k: NDArray[np.uint32], a: int, b: int, c: int, d: int) -> None:
     """Fill a four-word key."""
     k[0], k[1], k[2], k[3] = a, b, c, d
 
 
-@inline_kernel
+@inlined
 def out_key(cfg: NDArray[np.int64], kf: NDArray[np.uint32], in_a: int, pr: int, in_p: int,
             rem: int, rp: int) -> None:  # fmt: skip
     """The mapping key of an outbound packet."""
@@ -197,13 +197,13 @@ def out_key(cfg: NDArray[np.int64], kf: NDArray[np.uint32], in_a: int, pr: int, 
         set4(kf, in_a, (pr << 16) | in_p, 0, 0)
 
 
-@inline_kernel
+@inlined
 def _is_peer(cfg: NDArray[np.int64], rows: Any, s: int, rem: int, rp: int) -> bool:
     """The remote endpoint is mapping ``s``'s peer, as far as the filtering looks."""
     return bool(rows[s].peer == rem and (cfg[G_FILTER] != APDF or rows[s].peer_port == rp))
 
 
-@inline_kernel
+@inlined
 def _session(cfg: NDArray[np.int64], ks: NDArray[np.uint32], kf: NDArray[np.uint32], rem: int,
              rp: int) -> int:  # fmt: skip
     """Fill the session key of mapping key ``kf`` and a remote endpoint; return its hash."""
@@ -251,7 +251,7 @@ def reclaim(
 # outbound -------------------------------------------------------------------------------------
 
 
-@inline_kernel
+@inlined
 def _find_static(fwd: Any, cfg: NDArray[np.int64], kf: NDArray[np.uint32],
                  kx: NDArray[np.uint32], now: int) -> int:  # fmt: skip
     """A static entry for the inside endpoint (or address, 1:1) of key ``kf``, or -1."""
@@ -269,7 +269,7 @@ def _find_static(fwd: Any, cfg: NDArray[np.int64], kf: NDArray[np.uint32],
     return -1
 
 
-@inline_kernel
+@inlined
 def find_outbound(fwd: Any, cfg: NDArray[np.int64], keys: Any, hf: int, now: int) -> int:
     """The mapping (or static entry) for the outbound key in ``keys[0]`` (hash ``hf``)."""
     s = find(fwd, keys[0], hf, now)
@@ -322,7 +322,7 @@ def _new_mapping(
     return s, OK
 
 
-@inline_kernel
+@inlined
 def outbound(
     st: Any, pools: Any, nets: Any, cfg: NDArray[np.int64], ctl: NDArray[np.int64],
     keys: Any, cols: Any, i: int, now: int, hf: int,
@@ -371,7 +371,7 @@ def outbound(
 # inbound --------------------------------------------------------------------------------------
 
 
-@inline_kernel
+@inlined
 def find_inbound(st: Any, cfg: NDArray[np.int64], keys: Any, ext: int, pr: int, ep: int,
                  hr: int, now: int) -> int:  # fmt: skip
     """The reverse slot of external endpoint ``(ext, pr, ep)`` (``hr``: its hash or -1), a
@@ -389,7 +389,7 @@ def find_inbound(st: Any, cfg: NDArray[np.int64], keys: Any, ext: int, pr: int, 
     return r
 
 
-@inline_kernel
+@inlined
 def find_mapping(st: Any, cfg: NDArray[np.int64], keys: Any, ext: int, pr: int, ep: int,
                  hr: int, now: int, r: int = -1, hf: int = -1) -> int:  # fmt: skip
     """The mapping slot behind external endpoint ``(ext, pr, ep)`` (its key left in
@@ -406,7 +406,7 @@ def find_mapping(st: Any, cfg: NDArray[np.int64], keys: Any, ext: int, pr: int, 
     return find(st[0], kf, hf, now)
 
 
-@inline_kernel
+@inlined
 def admitted(st: Any, cfg: NDArray[np.int64], keys: Any, s: int, rem: int, rp: int,
              now: int) -> int:  # fmt: skip
     """Whether dynamic mapping ``s`` (key in ``keys[0]``) admits the remote endpoint
@@ -422,7 +422,7 @@ def admitted(st: Any, cfg: NDArray[np.int64], keys: Any, s: int, rem: int, rp: i
     return q if q >= 0 and ses[0][q].gen == rows[s].gen else -2
 
 
-@inline_kernel
+@inlined
 def _admit(st: Any, cfg: NDArray[np.int64], keys: Any, s: int, pr: int, rem: int, rp: int,
            tcp: int, now: int) -> int:  # fmt: skip
     """Filter an inbound packet for dynamic mapping ``s`` and refresh it; OK or a reason."""
@@ -442,7 +442,7 @@ def _admit(st: Any, cfg: NDArray[np.int64], keys: Any, s: int, pr: int, rem: int
     return OK
 
 
-@inline_kernel
+@inlined
 def inbound(st: Any, cfg: NDArray[np.int64], ctl: NDArray[np.int64], keys: Any, cols: Any,
             i: int, now: int, hr: int, r: int = -1, hf: int = -1) -> int:  # fmt: skip
     """Translate inbound packet ``i``; ``hr``: hash of its reverse key, or -1; ``r``, ``hf``:

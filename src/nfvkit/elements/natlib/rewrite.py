@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from nfvkit.elements.natlib.jit import inline_kernel
 from nfvkit.packet.checksum import csum_fold
+from nfvkit.packet.jit import inlined
 from nfvkit.packet.parse import i64, kernel
 
 
@@ -42,7 +42,7 @@ def adjust(hc: int, delta: int) -> int:
     return ~csum_fold((~hc & 0xFFFF) + delta) & 0xFFFF
 
 
-@inline_kernel
+@inlined
 def rewrite(
     data: NDArray[np.uint8], ip: int, l4: int, pr: int, dst_side: bool,
     old_a: int, new_a: int, old_p: int, new_p: int,
