@@ -103,3 +103,9 @@ def test_elements_lists_the_library_and_shows_one() -> None:
     assert one.returncode == 0 and "too_long" in one.stdout and "max" in one.stdout
     bad = nfv("elements", "nope")
     assert bad.returncode == 2 and "unknown element type" in bad.stderr
+
+
+def test_element_docs_keep_their_square_brackets() -> None:
+    res = nfv("elements", "router")
+    assert res.returncode == 0
+    assert "PREFIX [via NEXTHOP]" in res.stdout  # not eaten as rich markup

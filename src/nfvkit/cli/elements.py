@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nfvkit.elements.base import Element
@@ -29,10 +30,10 @@ def _fields(cls: type[Element]) -> list[tuple[str, str, str, str]]:
 
 
 def _show(cls: type[Element], console: Console) -> None:
-    console.print(f"[bold]{cls.type_name}[/bold]: {_summary(cls)}")
+    console.print(f"[bold]{cls.type_name}[/bold]: {escape(_summary(cls))}")
     module_doc = inspect.getdoc(inspect.getmodule(cls)) or ""
     if module_doc:
-        console.print(module_doc)
+        console.print(module_doc, markup=False, highlight=False)
     ports = ", ".join(cls.output_ports) if cls.output_ports else "none (sink)"
     console.print(f"inputs: {cls.input_ports}   outputs: {ports} (some depend on the config)")
     table = Table("config key", "type", "default", "meaning", title="configuration")
