@@ -29,8 +29,6 @@ import ipaddress
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from chain_baseline import BaselineChain, compile_baseline_rules
 from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import Row, best_cpu_seconds, split
 from nfvkit.elements.base import Element
 from nfvkit.elements.from_memory import FromMemory
 from nfvkit.elements.sink import Sink
@@ -53,22 +52,6 @@ CHAIN = ("classify", "fw", "nat", "lb", "monitor")
 FRAME = 64
 CLIENTS = int(ipaddress.ip_address("198.18.0.0"))
 VIPS = [int(ipaddress.ip_address(f"198.19.0.{i}")) for i in range(1, 5)]
-
-
-@dataclass
-class Row:
-    """One benchmark result."""
-
-    name: str
-    packets: int
-    cpu_seconds: float
-    note: str = ""
-
-    def mpps(self) -> float:
-        return self.packets / self.cpu_seconds / 1e6
-
-    def cycles(self, ghz: float) -> float:
-        return self.cpu_seconds * ghz * 1e9 / self.packets
 
 
 def make_frames(n: int, flows: int, seed: int = 5) -> PacketBatch:
@@ -117,12 +100,9 @@ def _ip_checksums(fr: np.ndarray) -> None:
     fr[:, 25] = csum & 0xFF
 
 
-def split(batch: PacketBatch, size: int) -> list[PacketBatch]:
+def split_copies(batch: PacketBatch, size: int) -> list[PacketBatch]:
     """Consecutive batches of ``size`` packets, each with its own copy of the bytes."""
-    return [
-        batch.select(np.arange(i, min(i + size, len(batch)))).copy()
-        for i in range(0, len(batch), size)
-    ]
+    return [b.copy() for b in split(batch, size)]
 
 
 # the chain ----------------------------------------------------------------------------------
@@ -169,16 +149,6 @@ def baseline_lb_tables(lb: Element) -> tuple[list[int], list[int]]:
 # measurement --------------------------------------------------------------------------------
 
 
-def _best(run: Callable[[], None], prepare: Callable[[], None], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        prepare()
-        t0 = time.process_time()
-        run()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def bench_alone(name: str, el: Element, batches: list[PacketBatch], repeat: int) -> Row:
     """``el.process`` over fresh copies of the packets that reach it in the chain."""
     work: list[PacketBatch] = []
@@ -193,7 +163,7 @@ def bench_alone(name: str, el: Element, batches: list[PacketBatch], repeat: int)
             el.process(b)
 
     packets = sum(len(b) for b in batches)
-    return Row(f"{name} ({el.type_name}) alone", packets, _best(run, prepare, repeat))
+    return Row(f"{name} ({el.type_name}) alone", packets, best_cpu_seconds(run, repeat, prepare))
 
 
 def bench_parse(raw: list[PacketBatch], repeat: int) -> Row:
@@ -206,11 +176,12 @@ def bench_parse(raw: list[PacketBatch], repeat: int) -> Row:
         for b in work:
             parse_batch(b)
 
-    return Row("parse", sum(len(b) for b in raw), _best(run, prepare, repeat))
+    return Row("parse", sum(len(b) for b in raw), best_cpu_seconds(run, repeat, prepare))
 
 
 def bench_runtime(graph: Graph, raw: list[PacketBatch], repeat: int, name: str) -> Row:
-    """The graph runtime over fresh copies of the raw batches (parse included)."""
+    """The graph runtime over fresh copies of the raw batches (parse included); ``repeat`` 0
+    times a single pass with no warm-up (the first pass, where every flow is new)."""
     rt = Runtime(graph, profile=False)
     work: list[PacketBatch] = []
 
@@ -221,7 +192,13 @@ def bench_runtime(graph: Graph, raw: list[PacketBatch], repeat: int, name: str) 
         for b in work:
             rt.push(b)
 
-    return Row(name, sum(len(b) for b in raw), _best(run, prepare, repeat))
+    packets = sum(len(b) for b in raw)
+    if repeat == 0:
+        prepare()
+        t0 = time.process_time()
+        run()
+        return Row(name, packets, time.process_time() - t0)
+    return Row(name, packets, best_cpu_seconds(run, repeat, prepare))
 
 
 def bench_baseline(graph: Graph, frames: list[bytes], ts: np.ndarray, repeat: int) -> Row:
@@ -249,7 +226,9 @@ def bench_baseline(graph: Graph, frames: list[bytes], ts: np.ndarray, repeat: in
         for frame, t in zip(frames, ts, strict=True):
             c.process(frame, int(t))
 
-    return Row("baseline: dpkt + dicts, same chain", len(frames), _best(run, prepare, repeat))
+    return Row(
+        "baseline: dpkt + dicts, same chain", len(frames), best_cpu_seconds(run, repeat, prepare)
+    )
 
 
 # driver -------------------------------------------------------------------------------------
@@ -258,12 +237,12 @@ def bench_baseline(graph: Graph, frames: list[bytes], ts: np.ndarray, repeat: in
 def run_all(args: argparse.Namespace) -> tuple[list[Row], float]:
     """Every row, and the ratio of the chain (steady state) to the baseline."""
     work = make_frames(args.packets, args.flows)
-    raw = split(work, args.batch)
+    raw = split_copies(work, args.batch)
     warm = Runtime(build_chain(), profile=False)
     for b in raw[:4]:  # load every kernel from Numba's cache before anything is timed
         warm.push(b.copy())
     graph = build_chain()
-    first = bench_runtime(graph, raw, 1, "chain, new flows (first pass)")
+    first = bench_runtime(graph, raw, 0, "chain, new flows (first pass)")
     stages = stage_inputs(build_chain(), raw)
     rows = [bench_parse(raw, args.repeat)]
     for name in CHAIN:

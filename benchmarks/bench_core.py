@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import Row, best_cpu_seconds, pin_one_cpu, split
 from nfvkit.elements.acl import Acl
 from nfvkit.elements.base import Element
 from nfvkit.elements.classifier import Classifier
@@ -40,25 +39,6 @@ FRAME = 64
 SRC_NET = int(ipaddress.ip_address("198.18.0.0"))
 DST_NET = int(ipaddress.ip_address("198.19.0.0"))
 DPORTS = (22, 53, 80, 123, 443, 8080, 3306, 5432)
-
-
-@dataclass
-class Row:
-    """One benchmark result."""
-
-    name: str
-    packets: int
-    cpu_seconds: float
-    note: str = ""
-
-    def mpps(self) -> float:
-        return self.packets / self.cpu_seconds / 1e6
-
-    def cycles(self, ghz: float) -> float:
-        return self.cpu_seconds * ghz * 1e9 / self.packets
-
-
-# workload -----------------------------------------------------------------------------------
 
 
 def make_frames(n: int, flows: int, seed: int = 7) -> PacketBatch:
@@ -93,13 +73,6 @@ def make_frames(n: int, flows: int, seed: int = 7) -> PacketBatch:
     fr[:, 47] = np.where(udp, 0, 0x10)  # ACK
     offset = np.arange(n, dtype=np.int64) * (FRAME + room) + room
     return PacketBatch(view.reshape(-1), offset, np.full(n, FRAME, np.int32), headroom=room)
-
-
-def split(batch: PacketBatch, size: int) -> list[PacketBatch]:
-    """Consecutive batches of ``size`` packets (columns gathered outside the timed region)."""
-    return [
-        batch.select(np.arange(i, min(i + size, len(batch)))) for i in range(0, len(batch), size)
-    ]
 
 
 def _prefix(rng: np.random.Generator, base: int) -> str | None:
@@ -156,22 +129,12 @@ def classifier_config(n: int = 16) -> dict[str, Any]:
 # measurement --------------------------------------------------------------------------------
 
 
-def _best(run: Callable[[], None], repeat: int) -> float:
-    run()  # warm-up: JIT/cache load, page faults
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.process_time()
-        run()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def bench_parse(batches: list[PacketBatch], repeat: int) -> Row:
     def run() -> None:
         for b in batches:
             parse_batch(b)
 
-    return Row("parse", sum(len(b) for b in batches), _best(run, repeat))
+    return Row("parse", sum(len(b) for b in batches), best_cpu_seconds(run, repeat))
 
 
 def bench_element(
@@ -189,8 +152,10 @@ def bench_element(
         for b in batches:
             b.fate[:] = 0
 
-    reset = _best(clear, repeat)
-    return Row(name, sum(len(b) for b in batches), max(_best(run, repeat) - reset, 1e-9), note)
+    reset = best_cpu_seconds(clear, repeat)
+    return Row(
+        name, sum(len(b) for b in batches), max(best_cpu_seconds(run, repeat) - reset, 1e-9), note
+    )
 
 
 def _baseline_rules(rules: Sequence[dict[str, Any]]) -> list[tuple[int, ...]]:
@@ -245,29 +210,13 @@ def bench_baseline(frames: list[bytes], rules: Sequence[dict[str, Any]], repeat:
             decide(buf)
 
     return Row(
-        "baseline: dpkt + Python loop, acl(1000)", len(frames), _best(run, max(1, repeat // 2))
+        "baseline: dpkt + Python loop, acl(1000)",
+        len(frames),
+        best_cpu_seconds(run, max(1, repeat // 2)),
     )
 
 
 # driver -------------------------------------------------------------------------------------
-
-
-def cpu_ghz() -> float:
-    """The CPU clock from /proc/cpuinfo ("cpu MHz"), 2.45 if it cannot be read."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz"):
-                return float(line.split(":")[1]) / 1000
-    except (OSError, ValueError):
-        pass
-    return 2.45
-
-
-def pin_one_cpu() -> int:
-    """Pin this process to one CPU (the last one it may run on); return its number."""
-    cpu = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def parse_workload(n: int, flows: int) -> PacketBatch:

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import best_cpu_seconds, pin_one_cpu, split
 from nfvkit.elements.dpi import Dpi
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.parse import parse_batch
@@ -178,13 +178,6 @@ def small_frames(n: int, flows: int) -> PacketBatch:
     return batch
 
 
-def split(batch: PacketBatch, size: int) -> list[PacketBatch]:
-    """Consecutive batches of ``size`` packets (columns gathered before timing)."""
-    return [
-        batch.select(np.arange(i, min(i + size, len(batch)))) for i in range(0, len(batch), size)
-    ]
-
-
 def dpi_element(rules: int = 1000, stream: bool = False) -> Dpi:
     """A ``dpi`` element with ``rules`` benchmark rules, initialized and started."""
     config = {"rules": dpi_rules(rules), "stream": stream, "max_flows": 200_000}
@@ -206,16 +199,6 @@ def build(
 # measurement --------------------------------------------------------------------------------
 
 
-def _best(run: Callable[[], None], repeat: int) -> float:
-    run()  # warm-up: JIT/cache load, page faults
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.process_time()
-        run()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def bench(name: str, el: Dpi, batches: list[PacketBatch], repeat: int) -> Row:
     """CPU time of ``el.process`` over ``batches`` (fates reset outside the timed region)."""
     before = el.call_handler("stats")["scanned_bytes"]
@@ -229,7 +212,7 @@ def bench(name: str, el: Dpi, batches: list[PacketBatch], repeat: int) -> Row:
             b.fate[:] = 0
 
     clear()
-    seconds = _best(run, repeat)
+    seconds = best_cpu_seconds(run, repeat)
     payload = (el.call_handler("stats")["scanned_bytes"] - before) // (repeat + 1)
     st = el.call_handler("stats")
     note = f"{st['states']} states, {st['classes']} classes, {st['table_bytes'] / 1e6:.1f} MB"
@@ -250,15 +233,6 @@ def run_all(args: argparse.Namespace) -> list[Row]:
     rows.append(bench(f"dpi ({args.rules} rules, stream), 512-1400 B", stream, big, args.repeat))
     rows[-1].note = f"{stream.call_handler('state')['streams']['live']} flows tracked"
     return rows
-
-
-def pin_one_cpu() -> int:
-    """Pin this process to one CPU (the last one it may run on); return its number."""
-    import os
-
-    cpu = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def print_table(rows: list[Row], ghz: float, args: argparse.Namespace, cpu: int) -> None:

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import Row, make_frames, pin_one_cpu, split
+from bench_core import make_frames
 from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import Row, best_cpu_seconds, pin_one_cpu, split
 from nfvkit.elements.flow_monitor import FlowMonitor
 from nfvkit.elements.meter.ipfix import end_reasons, format_records
 from nfvkit.packet.batch import PacketBatch
@@ -64,17 +64,6 @@ def build(
     return monitor(flows, **config), workload(flows, packets, batch)
 
 
-def _best(run: Callable[[], None], repeat: int, setup: Callable[[], None] | None = None) -> float:
-    best = float("inf")
-    for _ in range(repeat + 1):  # the first pass warms up (JIT cache load, page faults)
-        if setup is not None:
-            setup()
-        t0 = time.process_time()
-        run()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def bench_rows(flows: int, batches: list[PacketBatch], repeat: int, label: str) -> list[Row]:
     n = sum(len(b) for b in batches)
     rows = []
@@ -85,7 +74,7 @@ def bench_rows(flows: int, batches: list[PacketBatch], repeat: int, label: str) 
             for b in batches:
                 el.process(b)
 
-        rows.append(Row(f"flow_monitor {name}{label}", n, _best(run, repeat), _note(el)))
+        rows.append(Row(f"flow_monitor {name}{label}", n, best_cpu_seconds(run, repeat), _note(el)))
     fresh: list[FlowMonitor] = []
 
     def setup() -> None:
@@ -95,7 +84,7 @@ def bench_rows(flows: int, batches: list[PacketBatch], repeat: int, label: str) 
         for b in batches:
             fresh[0].process(b)
 
-    secs = _best(run_fresh, repeat, setup)
+    secs = best_cpu_seconds(run_fresh, repeat, setup)
     rows.append(Row(f"flow_monitor insert{label}", n, secs, _note(fresh[0])))
     return rows
 
@@ -112,7 +101,7 @@ def bench_export(flows: int, batches: list[PacketBatch], repeat: int) -> list[Ro
         def run(fmt: Any = fmt) -> None:
             format_records(records, reasons, fmt, False, False)
 
-        secs = _best(run, max(1, repeat // 2))
+        secs = best_cpu_seconds(run, max(1, repeat // 2))
         out.append(Row(f"export {fmt} (records)", len(records), secs))
     return out
 

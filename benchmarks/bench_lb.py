@@ -44,8 +44,9 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import Row, pin_one_cpu, split
+
 from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import Row, pin_one_cpu, split
 from nfvkit.elements.lb import Lb
 from nfvkit.elements.lblib.maglev import lookup
 from nfvkit.packet.batch import PacketBatch

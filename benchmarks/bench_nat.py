@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import Row, best_cpu_seconds, pin_one_cpu
 from nfvkit.elements.nat import Nat
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.parse import parse_batch
@@ -48,22 +48,6 @@ INSIDE = int(ipaddress.ip_address("198.18.0.0"))
 REMOTE = int(ipaddress.ip_address("198.19.0.0"))
 POOL = "198.19.255.0/28"
 _COLUMNS = ("src", "dst", "sport", "dport", "fate")
-
-
-@dataclass
-class Row:
-    """One benchmark result."""
-
-    name: str
-    packets: int
-    cpu_seconds: float
-    note: str = ""
-
-    def mpps(self) -> float:
-        return self.packets / self.cpu_seconds / 1e6
-
-    def cycles(self, ghz: float) -> float:
-        return self.cpu_seconds * ghz * 1e9 / self.packets
 
 
 @dataclass
@@ -197,23 +181,13 @@ def inbound_workload(el: Nat, f: Flows, packets: int, size: int) -> Workload:
 # measurement --------------------------------------------------------------------------------
 
 
-def _best(run: Callable[[], None], repeat: int) -> float:
-    run()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.process_time()
-        run()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def bench_steady(name: str, el: Nat, work: Workload, repeat: int) -> Row:
     def run() -> None:
         work.restore()
         for b in work.batches:
             el.process(b)
 
-    total = _best(run, repeat) - _best(work.restore, repeat)
+    total = best_cpu_seconds(run, repeat) - best_cpu_seconds(work.restore, repeat)
     return Row(name, work.packets, max(total, 1e-9), _note(el))
 
 
@@ -251,12 +225,6 @@ def run_all(args: argparse.Namespace) -> list[Row]:
     rows.append(bench_steady("outbound, steady, EIF filtering", eif, work_eif, args.repeat))
     rows.append(bench_new_flows(args.flows, args.batch, max(1, args.repeat // 2)))
     return rows
-
-
-def pin_one_cpu() -> int:
-    cpu = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

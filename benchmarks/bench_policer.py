@@ -32,8 +32,9 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import DPORTS, Row, make_frames, pin_one_cpu, split
+from bench_core import DPORTS, make_frames
 from nfvkit.bench.cpu import cpu_ghz
+from nfvkit.bench.measure import Row, pin_one_cpu, split
 from nfvkit.elements.policer import Policer
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.parse import parse_batch

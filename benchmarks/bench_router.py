@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from nfvkit.bench.cpu import cpu_ghz, cycles_per_packet, mpps
+from nfvkit.bench.measure import Row, best_cpu_seconds, pin_one_cpu, split
 from nfvkit.elements.router import Router
 from nfvkit.packet.batch import PacketBatch
 from nfvkit.packet.checksum import fix_checksums
@@ -78,19 +76,6 @@ V6_LENGTHS = {
     56: 8.0,
     64: 8.0,
 }
-
-
-@dataclass
-class Row:
-    """One benchmark result."""
-
-    name: str
-    packets: int
-    cpu_seconds: float
-    note: str = ""
-
-
-# tables ---------------------------------------------------------------------------------------
 
 
 def _lengths(rng: np.random.Generator, mix: dict[int, float], m: int) -> NDArray[np.int64]:
@@ -193,13 +178,6 @@ def make_frames(dsts: Sequence[int], n: int, version: int, seed: int = 4) -> Pac
     return batch
 
 
-def split(batch: PacketBatch, size: int) -> list[PacketBatch]:
-    """Consecutive batches of ``size`` packets (they share ``batch``'s data buffer)."""
-    return [
-        batch.select(np.arange(i, min(i + size, len(batch)))) for i in range(0, len(batch), size)
-    ]
-
-
 def workload(flows: int, routes: int, version: int) -> tuple[Router, list[int]]:
     """A router with ``routes`` random prefixes (plus a default) and ``flows`` destinations."""
     prefixes = random_v4_prefixes(routes) if version == 4 else random_v6_prefixes(routes)
@@ -224,18 +202,6 @@ def build(
 # measurement ----------------------------------------------------------------------------------
 
 
-def _best(run: Callable[[], None], restore: Callable[[], None], repeat: int) -> float:
-    restore()
-    run()  # warm-up: JIT cache load, page faults
-    best = float("inf")
-    for _ in range(repeat):
-        restore()
-        t0 = time.process_time()
-        run()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def bench_router(name: str, el: Router, batches: list[PacketBatch], repeat: int) -> Row:
     """CPU time of ``el.process`` over ``batches``, each pass on the pristine packets."""
     buffers = {id(b.data): b.data for b in batches}
@@ -251,7 +217,7 @@ def bench_router(name: str, el: Router, batches: list[PacketBatch], repeat: int)
         for b in batches:
             el.process(b)
 
-    seconds = _best(run, restore, repeat)
+    seconds = best_cpu_seconds(run, repeat, restore)
     stats = el.call_handler("stats")
     table = stats["ipv4"] if stats["ipv4"]["routes"] else stats["ipv6"]
     note = (
@@ -279,15 +245,8 @@ def bench_baseline(el: Router, batches: list[PacketBatch], limit: int, repeat: i
     return Row(
         "baseline: Python dict-per-length LPM, ipv4",
         len(dsts),
-        _best(run, lambda: None, max(1, repeat // 2)),
+        best_cpu_seconds(run, max(1, repeat // 2)),
     )
-
-
-def pin_one_cpu() -> int:
-    """Pin this process to one CPU (the last one it may run on); return its number."""
-    cpu = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def run_all(args: argparse.Namespace) -> list[Row]:
